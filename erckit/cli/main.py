@@ -1,0 +1,82 @@
+"""Entry point of the ``erckit`` command (also ``python -m erckit``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+from typing import Any, Callable, Sequence
+
+from .. import __version__
+from ..errors import ErckitError
+from . import console as ui
+
+# Built-in sub-commands, each a module in this package with add_parser(subparsers).
+COMMAND_MODULES = ("components", "plugins", "recipe", "data", "train", "predict", "evaluate")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors: one line, exit 2
+        ui.error(f"{self.prog}: {message} (see '{self.prog} --help')")
+        raise SystemExit(2)
+
+
+def build_parser(with_plugins: bool = True) -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="erckit",
+        description="Multimodal Emotion Recognition in Conversation: train, predict and evaluate from recipes.",
+    )
+    parser.add_argument("--version", action="version", version=f"erckit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"{__package__}.{name}")
+        module.add_parser(subparsers)
+    if with_plugins:
+        _add_plugin_commands(subparsers)
+    return parser
+
+
+def _add_plugin_commands(subparsers: Any) -> None:
+    from ..plugins import get_plugin_manager
+
+    def add_command(
+        name: str,
+        help: str,
+        configure: Callable[[argparse.ArgumentParser], None],
+        run: Callable[[argparse.Namespace], int | None],
+    ) -> None:
+        command = subparsers.add_parser(name, help=help, description=help)
+        configure(command)
+        command.set_defaults(run=run)
+
+    get_plugin_manager().hook.register_commands(add_command=add_command)
+
+
+def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    ui.warning(str(message))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        # Plugin commands need plugins loaded; plain --help and recipe checks
+        # must stay light, so plugins load only when the command is unknown.
+        parser = build_parser(with_plugins=_needs_plugin_commands(argv))
+        args = parser.parse_args(argv)
+        if getattr(args, "run", None) is None:
+            parser.print_help()
+            return 0
+        return int(args.run(args) or 0)
+    except ErckitError as error:
+        ui.error(str(error))
+        return error.exit_code
+    except KeyboardInterrupt:
+        ui.error("interrupted")
+        return 130
+
+
+def _needs_plugin_commands(argv: Sequence[str]) -> bool:
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first is None or first not in COMMAND_MODULES

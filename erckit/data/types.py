@@ -1,0 +1,168 @@
+"""The in-memory form of ERC data. Pure Python: importing it never imports torch.
+
+A ``Dialogue`` is a sequence of ``Utterance``s. A ``Sample`` is one target
+utterance with its causal context (previous utterances + itself), which is what
+every encoder sees. Media specs say what decoded media an encoder needs; they
+are frozen and hashable so they can be part of cache keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+MediaPolicy = Literal["error", "skip", "zero"]
+
+
+@dataclass(frozen=True)
+class Utterance:
+    speaker: str
+    text: str
+    label: str | None = None
+    audio: Path | None = None  # absolute path to an audio file or a container with audio
+    video: Path | None = None  # absolute path to a video container
+    start: float | None = None  # seconds into the media files; None = from the beginning
+    end: float | None = None  # seconds; None = to the end
+    id: str | None = None  # the source's own id ("dia3_utt2", "Ses01F_impro01_F000", ...)
+
+
+@dataclass(frozen=True)
+class Dialogue:
+    id: str
+    utterances: tuple[Utterance, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "utterances", tuple(self.utterances))
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+
+@dataclass(frozen=True)
+class AudioSpec:
+    """An encoder needs mono float audio at ``sample_rate`` Hz."""
+
+    sample_rate: int = 16_000
+    max_seconds: float | None = None  # longer clips are cut to this (from the start)
+
+    modality = "audio"
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """An encoder needs ``num_frames`` RGB frames sampled uniformly over the span."""
+
+    num_frames: int = 8
+    size: int | None = 224  # shorter side resized to this (None: native resolution)
+
+    modality = "visual"
+
+
+MediaSpec = AudioSpec | VideoSpec
+
+
+@dataclass
+class Sample:
+    """One target utterance (the last of ``context``) with its causal context.
+
+    ``speaker_ids`` numbers speakers 1, 2, ... by first appearance *within this
+    dialogue*, parallel to ``context``. ``label`` indexes the label list (None
+    when unlabelled). ``audio`` ([T] float32 tensor) and ``frames`` ([N, H, W, 3]
+    uint8 RGB tensor) are filled by the data pipeline for encoders that declare
+    a media spec; None means the modality is absent for this sample.
+    """
+
+    dialogue_id: str
+    position: int
+    context: tuple[Utterance, ...]
+    speaker_ids: tuple[int, ...]
+    label: int | None = None
+    audio: Any = None
+    frames: Any = None
+    present: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def target(self) -> Utterance:
+        return self.context[-1]
+
+    @property
+    def key(self) -> str:
+        """Stable id of the target utterance: '<dialogue id>/<position>'."""
+        return f"{self.dialogue_id}/{self.position}"
+
+
+def number_speakers(speakers: Sequence[str]) -> tuple[int, ...]:
+    """1-based speaker numbers by first appearance, e.g. (A, B, A, C) -> (1, 2, 1, 3)."""
+    numbers: dict[str, int] = {}
+    return tuple(numbers.setdefault(s, len(numbers) + 1) for s in speakers)
+
+
+def make_samples(
+    dialogues: Sequence[Dialogue],
+    labels: Sequence[str],
+    *,
+    max_context: int | None = None,
+    require_labels: bool = False,
+) -> list[Sample]:
+    """One sample per utterance; context is causal and never crosses dialogues.
+
+    ``max_context`` keeps only the last N utterances of the context (the target
+    included); speaker numbers are computed over the whole dialogue first so a
+    speaker keeps their number when early turns are cut.
+    """
+    from ..errors import DataError
+
+    index = {label: i for i, label in enumerate(labels)}
+    samples: list[Sample] = []
+    for dialogue in dialogues:
+        speaker_ids = number_speakers([u.speaker for u in dialogue.utterances])
+        for position, utterance in enumerate(dialogue.utterances):
+            label: int | None = None
+            if utterance.label is not None:
+                if utterance.label not in index:
+                    raise DataError(
+                        f"dialogue {dialogue.id!r} utterance {position}: label {utterance.label!r} "
+                        f"is not in the label set ({', '.join(labels)})"
+                    )
+                label = index[utterance.label]
+            elif require_labels:
+                raise DataError(f"dialogue {dialogue.id!r} utterance {position}: no label")
+            first = 0 if max_context is None else max(0, position + 1 - max_context)
+            samples.append(
+                Sample(
+                    dialogue_id=dialogue.id,
+                    position=position,
+                    context=dialogue.utterances[first : position + 1],
+                    speaker_ids=speaker_ids[first : position + 1],
+                    label=label,
+                )
+            )
+    return samples
+
+
+@dataclass
+class Corpus:
+    """What a dataset factory returns: a label list and named splits of dialogues.
+
+    ``splits`` maps split names ('train', 'dev', 'test') to loaders so a split is
+    only read when asked for; ``problems`` collects per-file issues the reader
+    tolerated (reported at the end of loading, never silently).
+    """
+
+    name: str
+    labels: tuple[str, ...]
+    splits: dict[str, Any]  # name -> Callable[[], list[Dialogue]]
+    problems: list[str] = field(default_factory=list)
+    _loaded: dict[str, list[Dialogue]] = field(default_factory=dict, repr=False)
+
+    def split(self, name: str) -> list[Dialogue]:
+        from ..errors import DataError
+
+        if name not in self.splits:
+            raise DataError(
+                f"{self.name} has no split {name!r}; available: {', '.join(self.splits)}"
+            )
+        if name not in self._loaded:
+            self._loaded[name] = list(self.splits[name]())
+        return self._loaded[name]

@@ -1,0 +1,156 @@
+"""Every registry erckit resolves recipe names against, declared in one place.
+
+Each registry is a catalogue registry with entry points on, so a package can
+register a factory without code, through the entry-point group
+``erckit_<registry>`` (e.g. ``erckit_encoders``). Plugins may also register in
+bulk through the ``register_components`` pluggy hook (see ``erckit.hookspecs``).
+
+Names follow ``"<namespace>.<Name>.v<N>"``. A published ``vN`` never changes
+behaviour: a new behaviour is a new version.
+
+    >>> from erckit import registry
+    >>> factory = registry.fusers.get("erckit.ConcatFuser.v1")
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import catalogue
+
+from .errors import ErckitError, UnknownComponentError
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[A-Za-z][A-Za-z0-9_]*\.v[0-9]+$")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a registered component came from, for ``erckit components``."""
+
+    plugin: str
+    package: str
+
+
+class Registry(catalogue.Registry):
+    """A catalogue registry that loads erckit plugins before answering.
+
+    Unknown names raise ``UnknownComponentError`` listing what is available,
+    instead of catalogue's bare ``RegistryError``.
+    """
+
+    def __init__(self, kind: str, description: str):
+        super().__init__(("erckit", kind), entry_points=True)
+        self.kind = kind
+        self.description = description
+        self.origins: dict[str, Origin] = {}
+
+    def register(self, name: str, *, func: Any | None = None, origin: Origin | None = None) -> Any:
+        if not NAME_PATTERN.match(name):
+            raise ErckitError(
+                f"invalid {self.kind} name {name!r}: names look like 'namespace.Name.v1' "
+                "(lower-case namespace, a name, a version)"
+            )
+
+        def do_register(factory: Any) -> Any:
+            existing = catalogue._get(list(self.namespace) + [name]) if self._has(name) else None
+            if existing is not None and existing is not factory:
+                where = self.origins.get(name)
+                raise ErckitError(
+                    f"{self.kind} {name!r} is already registered"
+                    + (f" by {where.plugin} ({where.package})" if where else "")
+                    + "; publish a new version (e.g. .v2) instead of replacing it"
+                )
+            catalogue._set(list(self.namespace) + [name], factory)
+            self.origins[name] = origin or _origin_of(factory)
+            return factory
+
+        return do_register(func) if func is not None else do_register
+
+    def _has(self, name: str) -> bool:
+        return catalogue.check_exists(*self.namespace, name)
+
+    # Entry points are loaded (tolerantly) by erckit.plugins and registered
+    # above, so catalogue's own eager, all-or-nothing loading is switched off.
+    def _get_entry_points(self) -> list:
+        return []
+
+    def get(self, name: str) -> Callable[..., Any]:
+        from .plugins import load_plugins
+
+        load_plugins()
+        if not self._has(name):
+            raise UnknownComponentError(self.unknown_message(name))
+        return catalogue._get(list(self.namespace) + [name])
+
+    def get_all(self) -> dict[str, Any]:
+        from .plugins import load_plugins
+
+        load_plugins()
+        return dict(sorted(super().get_all().items()))
+
+    def names(self) -> list[str]:
+        return list(self.get_all())
+
+    def unknown_message(self, name: str) -> str:
+        available = self.names()
+        message = f"unknown {self.kind[:-1]} {name!r}."
+        close = difflib.get_close_matches(name, available, n=1)
+        if close:
+            message += f" Did you mean {close[0]!r}?"
+        message += f" Available: {', '.join(available) if available else 'none'}."
+        namespace = name.split(".", 1)[0]
+        if namespace not in {n.split('.', 1)[0] for n in available}:
+            message += f" If {name!r} comes from a plugin, install it (e.g. pip install erckit-{namespace})."
+        return message
+
+
+def _origin_of(factory: Any) -> Origin:
+    module = getattr(factory, "__module__", "") or ""
+    return Origin(plugin=module.split(".", 1)[0] or "?", package=package_of_module(module))
+
+
+def package_of_module(module: str) -> str:
+    """'name version' of the distribution that installs ``module``, if known."""
+    from importlib import metadata
+
+    top = module.split(".", 1)[0]
+    for dist_name in metadata.packages_distributions().get(top, []):
+        try:
+            return f"{dist_name} {metadata.version(dist_name)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return top or "?"
+
+
+encoders = Registry("encoders", "turn one modality of an utterance into an embedding and logits")
+distillers = Registry("distillers", "losses between a student's and a teacher's outputs")
+fusers = Registry("fusers", "combine the anchor embedding with other modalities into logits")
+datasets = Registry("datasets", "read a corpus into dialogues with a label set")
+
+REGISTRIES: dict[str, Registry] = {
+    r.kind: r for r in (encoders, distillers, fusers, datasets)
+}
+
+
+def get_registry(kind: str) -> Registry:
+    """The registry called ``kind`` ('encoders', 'fusers', ...)."""
+    try:
+        return REGISTRIES[kind]
+    except KeyError:
+        raise ErckitError(
+            f"unknown component kind {kind!r}; choose one of: {', '.join(REGISTRIES)}"
+        ) from None
+
+
+def find_component(name: str) -> tuple[Registry, Callable[..., Any]]:
+    """Look a name up in every registry (for messages and ``erckit components``)."""
+    for registry in REGISTRIES.values():
+        if registry._has(name) or name in registry.get_all():
+            return registry, registry.get(name)
+    everything = sorted(n for r in REGISTRIES.values() for n in r.get_all())
+    raise UnknownComponentError(
+        f"unknown component {name!r}. Available: {', '.join(everything) or 'none'}."
+    )
