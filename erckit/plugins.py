@@ -2,7 +2,8 @@
 
 Built-ins go through exactly the path a third-party plugin does. Set
 ``ERCKIT_DISABLE_PLUGIN_AUTOLOAD=1`` to load only the built-ins (tests do), and
-``ERCKIT_PLUGINS=name1,name2`` to load chosen entry points anyway.
+``ERCKIT_PLUGINS=name1,name2`` to load chosen entry points (by entry-point or
+distribution name) anyway.
 A plugin that fails to import costs one warning naming it; the rest still loads.
 """
 
@@ -59,8 +60,12 @@ def _selected() -> set[str]:
     return {n.strip() for n in os.environ.get(SELECT_ENV, "").split(",") if n.strip()}
 
 
-def _should_load(name: str) -> bool:
-    return _autoload_enabled() or name in _selected()
+def _should_load(entry_point: metadata.EntryPoint) -> bool:
+    if _autoload_enabled():
+        return True
+    selected = _selected()
+    dist = entry_point.dist
+    return entry_point.name in selected or (dist is not None and dist.name in selected)
 
 
 def _warn(what: str, error: BaseException) -> None:
@@ -91,7 +96,7 @@ def load_plugins() -> None:
             manager.register(module, name=module_name)
             _infos.append(PluginInfo(module_name, "erckit", _version("erckit"), "built-in"))
         for entry_point in _entry_points(ENTRY_POINT_GROUP):
-            if not _should_load(entry_point.name) or manager.has_plugin(entry_point.name):
+            if not _should_load(entry_point) or manager.has_plugin(entry_point.name):
                 continue
             label = _describe(entry_point)
             try:
@@ -132,7 +137,7 @@ def _register_from_registry_entry_points() -> None:
     for kind, registry in REGISTRIES.items():
         group = f"{PROJECT}_{kind}"
         for entry_point in _entry_points(group):
-            if not _should_load(entry_point.name):
+            if not _should_load(entry_point):
                 continue
             try:
                 factory = entry_point.load()

@@ -1,0 +1,28 @@
+"""``erckit plugins``: loaded plugins, their packages and versions."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+
+from . import console as ui
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("plugins", help="list loaded plugins", description="List loaded plugins.")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..plugins import failed_plugins, loaded_plugins
+
+    table = Table(title="erckit plugins", title_justify="left")
+    for column in ("plugin", "package", "version", "source"):
+        table.add_column(column)
+    for info in loaded_plugins():
+        table.add_row(info.name, info.package, info.version, info.source)
+    ui.out.print(table)
+    for failure in failed_plugins():
+        ui.warning(failure)
+    return 0

@@ -1,0 +1,338 @@
+"""Read a recipe: TOML -> extends -> ${VARS} -> --set overrides -> schema -> component signatures.
+
+Every problem found is collected and raised together in one ``RecipeError``
+whose lines each start with the path of the offending key. Nothing here
+imports torch: factories are looked up (which imports plugin modules, kept
+light by convention) but never called.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Iterable
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import ErckitError, RecipeError, UnknownComponentError, UsageError
+from . import schema
+from .schema import ComponentTable, DistillStage, FuseStage, Recipe, SupervisedStage
+from .signature import check_args
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
+    """Load, merge, override and validate a recipe; raise ``RecipeError`` listing every problem."""
+    path = Path(path)
+    raw = read_with_extends(path)
+    problems: list[str] = []
+    raw = substitute_variables(raw, problems)
+    overridden = apply_overrides(raw, list(overrides), problems)
+    if problems:
+        raise RecipeError(str(path), problems)
+    return validate(raw, str(path), overridden)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ErckitError(f"recipe file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ErckitError(f"cannot read recipe {path}: {error}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        message = f"TOML syntax error: {error}"
+        match = re.search(r"line (\d+), column (\d+)", str(error))
+        if match:
+            line_no, column = int(match.group(1)), int(match.group(2))
+            lines = text.splitlines()
+            if 0 < line_no <= len(lines):
+                message += f"\n    {line_no} | {lines[line_no - 1]}\n    {' ' * len(str(line_no))} | {' ' * (column - 1)}^"
+        raise RecipeError(str(path), [message]) from None
+
+
+def read_with_extends(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The recipe at ``path`` merged over the recipe it ``extends`` (relative to itself)."""
+    resolved = path.resolve()
+    if resolved in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, resolved))
+        raise RecipeError(str(_chain[0]), [f"extends: cycle {cycle}"])
+    raw = read_toml(path)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise RecipeError(str(path), [f"extends: expected a file name, got {parent!r}"])
+    parent_path = (path.parent / parent) if not Path(parent).is_absolute() else Path(parent)
+    if not parent_path.exists():
+        raise RecipeError(str(path), [f"extends: {parent_path} does not exist"])
+    return deep_merge(read_with_extends(parent_path, (*_chain, resolved)), raw)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Tables merge key by key; any other value (arrays included) replaces the base's."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def substitute_variables(raw: Any, problems: list[str], path: str = "") -> Any:
+    """Replace ``${NAME}`` / ``${NAME:-default}`` in strings with environment values."""
+    if isinstance(raw, dict):
+        return {k: substitute_variables(v, problems, f"{path} -> {k}" if path else k) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [substitute_variables(v, problems, f"{path} -> {i}") for i, v in enumerate(raw)]
+    if not isinstance(raw, str):
+        return raw
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        problems.append(f"{path}: environment variable {name} is not set (use ${{{name}:-default}} for a default)")
+        return match.group(0)
+
+    return _VARIABLE.sub(replace, raw)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (['a', 'b', 'c'], value); the value is read as a TOML literal if it is one."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"--set expects KEY=VALUE (e.g. stages.teacher.epochs=3), got {item!r}")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text  # a bare word: treat as a string
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str], problems: list[str]) -> set[str]:
+    """Apply ``--set`` items in place; return the dotted paths set (for error messages)."""
+    applied: set[str] = set()
+    for item in overrides:
+        keys, value = parse_override(item)
+        node: Any = raw
+        for depth, key in enumerate(keys[:-1]):
+            where = ".".join(keys[: depth + 1])
+            if isinstance(node, list):
+                node = _list_item(node, key, where, problems)
+            elif isinstance(node, dict):
+                node = node.setdefault(key, {})
+            else:
+                node = None
+            if node is None:
+                problems.append(f"--set {item}: {where} is not a table")
+                break
+        else:
+            last = keys[-1]
+            if isinstance(node, list):
+                index = _list_index(node, last)
+                if index is None:
+                    problems.append(f"--set {item}: no item {last!r} in {'.'.join(keys[:-1])}")
+                    continue
+                node[index] = value
+            elif isinstance(node, dict):
+                node[last] = value
+            else:
+                problems.append(f"--set {item}: {'.'.join(keys[:-1])} is not a table")
+                continue
+            applied.add(".".join(keys))
+    return applied
+
+
+def _list_index(items: list[Any], key: str) -> int | None:
+    if key.isdigit():
+        return int(key) if int(key) < len(items) else None
+    for i, entry in enumerate(items):
+        if isinstance(entry, dict) and entry.get("name") == key:
+            return i
+    return None
+
+
+def _list_item(items: list[Any], key: str, where: str, problems: list[str]) -> Any:
+    index = _list_index(items, key)
+    if index is None:
+        names = [str(e.get("name", i)) for i, e in enumerate(items) if isinstance(e, dict)]
+        problems.append(f"--set: no item {key!r} at {where} (have: {', '.join(names) or 'none'})")
+        return _Missing
+    return items[index]
+
+
+class _MissingType(dict):
+    """Absorbs writes below a path that was already reported as missing."""
+
+
+_Missing = _MissingType()
+
+
+# ---------------------------------------------------------------------------
+# Validation
+
+
+def validate(raw: dict[str, Any], source: str, overridden: set[str] = frozenset()) -> Recipe:  # type: ignore[assignment]
+    _name_stages(raw)
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as error:
+        raise RecipeError(source, [_describe(item, raw, overridden) for item in error.errors()]) from None
+    problems = check_references(recipe) + check_components(recipe)
+    if problems:
+        raise RecipeError(source, problems)
+    return recipe
+
+
+def _name_stages(raw: dict[str, Any]) -> None:
+    """Give unnamed stages their kind as name (kind + position when a kind repeats)."""
+    stages = raw.get("stages")
+    if not isinstance(stages, list):
+        return
+    kinds = [s.get("kind") for s in stages if isinstance(s, dict)]
+    for position, stage in enumerate(stages):
+        if isinstance(stage, dict) and "name" not in stage and isinstance(stage.get("kind"), str):
+            kind = stage["kind"]
+            stage["name"] = kind if kinds.count(kind) == 1 else f"{kind}{position + 1}"
+
+
+_ALL_KEYS = sorted(
+    {
+        name
+        for model in (
+            schema.Recipe, schema.DataConfig, schema.ModelConfig, schema.RuntimeConfig,
+            schema.SupervisedStage, schema.DistillStage, schema.FuseStage, schema.DistillLoss,
+        )
+        for name in model.model_fields
+    }
+)
+
+
+def _describe(item: dict[str, Any], raw: dict[str, Any], overridden: set[str]) -> str:
+    loc = list(item["loc"])
+    parts: list[str] = []
+    node: Any = raw
+    for i, part in enumerate(loc):
+        if parts and parts[0] == "stages" and i == 2 and part in ("supervised", "distill", "fuse"):
+            continue  # the union tag pydantic adds
+        if isinstance(part, int) and isinstance(node, list) and part < len(node):
+            entry = node[part]
+            label = entry.get("name") if isinstance(entry, dict) else None
+            parts.append(str(label) if label else str(part))
+            node = entry
+            continue
+        parts.append(str(part))
+        node = node.get(part) if isinstance(node, dict) else None
+    path = " -> ".join(parts)
+    dotted = ".".join(parts)
+    origin = " (from --set)" if dotted in overridden else ""
+    kind = item["type"]
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(loc[-1]), _ALL_KEYS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return f"{path}: unknown key{origin}.{hint}"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind == "union_tag_invalid" or kind == "union_tag_not_found":
+        return f"{path}: stage kind must be one of supervised, distill, fuse (got {item.get('input', {}).get('kind')!r})" if isinstance(item.get("input"), dict) else f"{path}: {item['msg']}"
+    return f"{path}: {item['msg']}{origin} (got {item.get('input')!r})"
+
+
+def check_references(recipe: Recipe) -> list[str]:
+    """Cross-field rules: names that must refer to encoders, stage order, unique names."""
+    problems: list[str] = []
+    encoders = list(recipe.model.encoders)
+    available = ", ".join(encoders)
+    if recipe.model.anchor is not None and recipe.model.anchor not in encoders:
+        problems.append(f"model -> anchor: {recipe.model.anchor!r} is not an encoder (have: {available})")
+    names = recipe.stage_names()
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"stages -> {name}: two stages share this name; give each a unique 'name'")
+    trained: set[str] = set()
+    for stage in recipe.stages:
+        where = f"stages -> {stage.name}"
+
+        def need(field: str, modality: str) -> None:
+            if modality not in encoders:
+                problems.append(
+                    f"{where} -> {field}: the model has no encoder {modality!r} (have: {available})"
+                )
+
+        if isinstance(stage, SupervisedStage):
+            for m in stage.encoders:
+                need("encoders", m)
+            trained.update(stage.encoders)
+        elif isinstance(stage, DistillStage):
+            need("teacher", stage.teacher)
+            for m in stage.students:
+                need("students", m)
+                if m == stage.teacher:
+                    problems.append(f"{where} -> students: {m!r} cannot distil from itself")
+            trained.update(stage.students)
+        elif isinstance(stage, FuseStage):
+            if recipe.model.fuser is None:
+                problems.append(f"{where}: a fuse stage needs [model.fuser]")
+            used = stage.encoders or encoders
+            for m in stage.encoders or []:
+                need("encoders", m)
+            untrained = [m for m in used if m in encoders and m not in trained]
+            if untrained and not stage.untrained_encoders_reason:
+                problems.append(
+                    f"{where}: fuses encoder(s) {', '.join(untrained)} that no earlier stage trained; "
+                    "train them first, or set untrained_encoders_reason (e.g. \"pretrained encoders\")"
+                )
+    return problems
+
+
+def check_components(recipe: Recipe) -> list[str]:
+    """Resolve every factory name and check its table against the factory's signature."""
+    from .. import registry
+
+    problems: list[str] = []
+
+    def check(kind: registry.Registry, name: str, args: dict[str, Any], path: str) -> dict[str, Any] | None:
+        try:
+            factory = kind.get(name)
+        except UnknownComponentError as error:
+            problems.append(f"{path} -> {'dataset' if kind is registry.datasets else 'factory'}: {error}")
+            return None
+        filled, found = check_args(factory, name, args, path)
+        problems.extend(found)
+        return filled
+
+    filled = check(registry.datasets, recipe.data.dataset, recipe.data.args, "data")
+    if filled is not None:
+        _replace_extra(recipe.data, filled)
+    for name, table in recipe.model.encoders.items():
+        _check_table(check, registry.encoders, table, f"model -> encoders -> {name}")
+    if recipe.model.fuser is not None:
+        _check_table(check, registry.fusers, recipe.model.fuser, "model -> fuser")
+    for stage in recipe.stages:
+        if isinstance(stage, DistillStage):
+            for i, loss in enumerate(stage.losses):
+                _check_table(check, registry.distillers, loss, f"stages -> {stage.name} -> losses -> {i}")
+    return problems
+
+
+def _check_table(check: Any, kind: Any, table: ComponentTable, path: str) -> None:
+    filled = check(kind, table.factory, table.args, path)
+    if filled is not None:
+        _replace_extra(table, filled)
+
+
+def _replace_extra(model: BaseModel, args: dict[str, Any]) -> None:
+    extra = model.__pydantic_extra__
+    assert extra is not None
+    extra.clear()
+    extra.update(args)
