@@ -1,0 +1,285 @@
+"""Decoding audio and video with PyAV (the FFmpeg it bundles); torch only for the result.
+
+Contract:
+
+* ``load_audio(path, spec, start, end)`` -> float32 tensor ``[T]``: mono (channels
+  averaged), resampled with ``torchaudio.functional.resample`` to
+  ``spec.sample_rate``, covering ``[start, end]`` seconds of the file (whole file
+  when None), cut to ``spec.max_seconds`` when set. Works for wav/flac/mp3 and the
+  audio track of mp4/avi. With ``start`` the container is *seeked*, never decoded
+  from 0.
+* ``load_frames(path, spec, start, end)`` -> uint8 tensor ``[N, H, W, 3]`` in RGB
+  order: ``N = spec.num_frames`` frames at the centres of N equal slices of the
+  span, reached by seeking to the span (and again whenever the next target is far
+  ahead), decoding forward only as far as the last target, converting only the
+  chosen frames; shorter side resized to ``spec.size``.
+
+Every failure is a ``MediaError(path, reason)``: missing file, undecodable or
+truncated container, no audio/video stream, nothing decodable in the span
+(zero-length audio), or a span longer than ``max_duration`` when one is given.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ..errors import MediaError
+from .types import AudioSpec, VideoSpec
+
+if TYPE_CHECKING:
+    import torch
+
+# When the next wanted frame is further ahead than this, seeking (to the keyframe
+# before it) beats decoding every frame in between.
+SEEK_GAP_SECONDS = 2.0
+
+
+def probe_duration(path: str | Path) -> float | None:
+    """Duration in seconds from the container header (no decoding); None if unknown."""
+    import av
+
+    path = _existing(path)
+    try:
+        with av.open(str(path)) as container:
+            if container.duration is not None:
+                return container.duration / 1_000_000
+            for stream in container.streams:
+                if stream.duration is not None and stream.time_base is not None:
+                    return float(stream.duration * stream.time_base)
+    except (av.FFmpegError, OSError) as error:
+        raise MediaError(path, f"cannot open: {_describe(error)}") from None
+    return None
+
+
+def load_audio(
+    path: str | Path,
+    spec: AudioSpec = AudioSpec(),
+    start: float | None = None,
+    end: float | None = None,
+    *,
+    max_duration: float | None = None,
+) -> "torch.Tensor":
+    """Mono float32 waveform ``[T]`` at ``spec.sample_rate`` for ``[start, end]`` seconds."""
+    import av
+    import numpy as np
+    import torch
+    import torchaudio.functional as AF
+
+    path = _existing(path)
+    _check_span(path, start, end)
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as error:
+        raise MediaError(path, f"cannot open: {_describe(error)}") from None
+    with container:
+        if not container.streams.audio:
+            raise MediaError(path, "no audio stream")
+        stream = container.streams.audio[0]
+        total = _check_duration(path, container, stream, start, end, max_duration)
+        rate = stream.rate or stream.codec_context.sample_rate
+        if not rate:
+            raise MediaError(path, "audio stream has no sample rate")
+        # Convert to planar float at the native rate (no resampling here: torchaudio
+        # does that below) so every codec's sample format looks the same.
+        converter = av.AudioResampler(format="fltp")
+        begin = start or 0.0
+        if begin > 0:
+            container.seek(_to_pts(begin, stream.time_base), stream=stream, backward=True)
+        chunks: list[np.ndarray] = []
+        first_time: float | None = None
+        # Without an end, stop at the header's duration: codecs such as AAC pad the
+        # last frame, and that padding is not part of the recording.
+        limit = end if end is not None else total
+        if spec.max_seconds is not None:
+            limit = begin + spec.max_seconds if limit is None else min(limit, begin + spec.max_seconds)
+        try:
+            for frame in container.decode(stream):
+                if first_time is None:
+                    first_time = frame.time if frame.time is not None else 0.0
+                if limit is not None and frame.time is not None and frame.time >= limit:
+                    break
+                for converted in converter.resample(frame):
+                    chunks.append(_mono(converted.to_ndarray()))
+            for converted in converter.resample(None):
+                chunks.append(_mono(converted.to_ndarray()))
+        except av.FFmpegError as error:
+            raise MediaError(path, f"undecodable audio: {_describe(error)}") from None
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    # Trim to the exact span: decoding starts at the packet before ``start``.
+    offset = max(0, round((begin - (first_time or 0.0)) * rate))
+    stop = None if limit is None else max(offset, round((limit - (first_time or 0.0)) * rate))
+    samples = samples[offset:stop]
+    if samples.size == 0:
+        raise MediaError(path, "zero-length audio" + _span_text(start, end))
+    wave = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+    if rate != spec.sample_rate:
+        wave = AF.resample(wave, int(rate), spec.sample_rate)
+    if spec.max_seconds is not None:
+        wave = wave[: int(round(spec.max_seconds * spec.sample_rate))]
+    return wave.contiguous()
+
+
+def load_frames(
+    path: str | Path,
+    spec: VideoSpec = VideoSpec(),
+    start: float | None = None,
+    end: float | None = None,
+    *,
+    max_duration: float | None = None,
+) -> "torch.Tensor":
+    """``spec.num_frames`` RGB frames ``[N, H, W, 3]`` uint8, uniformly over ``[start, end]``."""
+    import av
+    import numpy as np
+    import torch
+
+    path = _existing(path)
+    _check_span(path, start, end)
+    if spec.num_frames < 1:
+        raise MediaError(path, f"num_frames must be >= 1, got {spec.num_frames}")
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as error:
+        raise MediaError(path, f"cannot open: {_describe(error)}") from None
+    with container:
+        if not container.streams.video:
+            raise MediaError(path, "no video stream")
+        stream = container.streams.video[0]
+        total = _check_duration(path, container, stream, start, end, max_duration)
+        begin = start or 0.0
+        finish = end if end is not None else total
+        if finish is None:
+            # Header without a duration (rare, e.g. raw streams): only then is the
+            # whole file decoded, to find out where it ends.
+            finish = _last_frame_time(path, container, stream)
+            container.seek(0, stream=stream, backward=True)
+        span = max(finish - begin, 0.0)
+        targets = [begin + (i + 0.5) * span / spec.num_frames for i in range(spec.num_frames)]
+        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        half_frame = 0.5 / float(rate)
+        try:
+            picked = _frames_at(container, stream, targets, half_frame)
+        except av.FFmpegError as error:
+            raise MediaError(path, f"undecodable video: {_describe(error)}") from None
+        if not picked:
+            raise MediaError(path, "no video frames" + _span_text(start, end))
+        width, height = _target_size(picked[0].width, picked[0].height, spec.size)
+        arrays: dict[int, np.ndarray] = {}
+        out = []
+        for frame in picked:
+            # The same frame can be picked twice (clip shorter than N frames).
+            if id(frame) not in arrays:
+                arrays[id(frame)] = frame.to_ndarray(format="rgb24", width=width, height=height)
+            out.append(arrays[id(frame)])
+    return torch.from_numpy(np.stack(out))
+
+
+def _frames_at(container: Any, stream: Any, targets: list[float], half_frame: float) -> list[Any]:
+    """For each target time, the frame on screen then (the last one with pts <= target).
+
+    Seeks to the keyframe before the first target and again whenever a target is
+    more than ``SEEK_GAP_SECONDS`` ahead of what was decoded; otherwise decodes
+    forward. Stops at the last target, so the rest of the file is never decoded.
+    A target before the first frame gets the first frame; one past the end of the
+    stream gets the last.
+    """
+    picked: list[Any] = []
+    frames: Iterator[Any] | None = None
+    shown: Any = None  # last decoded frame at or before the current target
+    ahead: Any = None  # a decoded frame already past the current target
+    position = float("-inf")
+    exhausted = False
+    for target in targets:
+        if frames is None or (not exhausted and target - position > SEEK_GAP_SECONDS):
+            seek_to = max(target - half_frame, 0.0)
+            container.seek(_to_pts(seek_to, stream.time_base), stream=stream, backward=True)
+            frames, shown, ahead = container.decode(stream), None, None
+        while not exhausted:
+            if ahead is None:
+                ahead = next(frames, None)
+                if ahead is None:
+                    exhausted = True
+                    break
+                position = ahead.time if ahead.time is not None else position + 2 * half_frame
+            if position > target + 1e-6:
+                break
+            shown, ahead = ahead, None
+        chosen = shown if shown is not None else ahead
+        if chosen is not None:
+            picked.append(chosen)
+    return picked
+
+
+def _last_frame_time(path: Path, container: Any, stream: Any) -> float:
+    last = 0.0
+    for frame in container.decode(stream):
+        if frame.time is not None:
+            last = frame.time
+    return last
+
+
+def _target_size(width: int, height: int, size: int | None) -> tuple[int, int]:
+    """Scale so the shorter side is ``size``, keeping the aspect ratio (even sizes not needed: RGB)."""
+    if size is None:
+        return width, height
+    if width <= height:
+        return size, max(1, round(height * size / width))
+    return max(1, round(width * size / height)), size
+
+
+def _mono(samples: Any) -> Any:
+    # Planar float: [channels, samples]; averaging keeps the level of a mono mix.
+    return samples.mean(axis=0) if samples.shape[0] > 1 else samples[0]
+
+
+def _to_pts(seconds: float, time_base: Fraction | None) -> int:
+    return int(seconds / time_base) if time_base else int(seconds * 1_000_000)
+
+
+def _check_duration(
+    path: Path, container: Any, stream: Any, start: float | None, end: float | None, max_duration: float | None
+) -> float | None:
+    """The file's duration (header only); raises when the span exceeds ``max_duration``."""
+    total: float | None = None
+    if stream.duration is not None and stream.time_base is not None:
+        total = float(stream.duration * stream.time_base) + float(
+            (stream.start_time or 0) * stream.time_base
+        )
+    elif container.duration is not None:
+        total = container.duration / 1_000_000
+    if max_duration is not None:
+        stop = end if end is not None else total
+        if stop is not None:
+            length = stop - (start or 0.0)
+            if length > max_duration:
+                raise MediaError(
+                    path, f"clip is {length:.2f} s long, longer than the maximum of {max_duration:g} s"
+                )
+    return total
+
+
+def _check_span(path: Path, start: float | None, end: float | None) -> None:
+    if start is not None and start < 0:
+        raise MediaError(path, f"start {start} s is negative")
+    if start is not None and end is not None and end <= start:
+        raise MediaError(path, f"empty span: end {end} s is not after start {start} s")
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(path, "file not found" if not path.exists() else "not a file")
+    return path
+
+
+def _span_text(start: float | None, end: float | None) -> str:
+    if start is None and end is None:
+        return ""
+    return f" in span [{start if start is not None else 0:g}, {end if end is not None else 'end'}] s"
+
+
+def _describe(error: BaseException) -> str:
+    # FFmpegError's str() repeats the file name; the reason alone reads better after it.
+    strerror = getattr(error, "strerror", None)
+    return strerror or str(error) or type(error).__name__

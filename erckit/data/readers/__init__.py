@@ -1,0 +1,27 @@
+"""Dataset readers: each turns a corpus on disk into a ``Corpus`` of ``Dialogue``s.
+
+Pure Python (no torch at import time: recipe validation imports these).
+Every reader takes ``labels`` to override the label order; an unknown label is
+a ``DataError`` naming label, file and line. Tolerated issues (missing clips,
+non-UTF-8 lines, missing media files) go to ``corpus.problems``.
+"""
+
+from .emorynlp import EMORYNLP_LABELS, read_emorynlp
+from .iemocap import IEMOCAP_CODES, IEMOCAP_LABELS, iemocap_speaker, read_iemocap
+from .jsonl import read_dialogue_jsonl, read_jsonl_dataset
+from .meld import MELD_LABELS, read_meld
+from ._csv import fix_text
+
+__all__ = [
+    "EMORYNLP_LABELS",
+    "IEMOCAP_CODES",
+    "IEMOCAP_LABELS",
+    "MELD_LABELS",
+    "fix_text",
+    "iemocap_speaker",
+    "read_dialogue_jsonl",
+    "read_emorynlp",
+    "read_iemocap",
+    "read_jsonl_dataset",
+    "read_meld",
+]
