@@ -1,0 +1,224 @@
+"""Hugging Face helpers shared by every HF-backed encoder (no model-specific code).
+
+Three ways to get a backbone, one function (``load_backbone``):
+
+* ``config={...}``: a randomly initialised model built from
+  ``AutoConfig.for_model(**config)`` (tiny models for tests and the quickstart;
+  no hub, no weights).
+* ``pretrained="org/name"`` or a local directory: ``from_pretrained`` (the real
+  path; honours ``HF_HUB_OFFLINE=1`` like any HF call).
+* inside ``rebuild_from_assets(directory)``: the HF config an encoder wrote with
+  ``save_assets`` into ``directory`` (no weights, no download). The model loader
+  enters it around each encoder factory call, one directory per encoder
+  (``<model dir>/encoders/<name>``), and then loads the weights from
+  ``model.safetensors`` itself. Tokenizers and processors follow the same rule.
+
+``load_tokenizer("erckit:bytes")`` builds a deterministic byte-level tokenizer
+locally (256 byte tokens + RoBERTa-style specials) so tiny text models need no
+hub either.
+
+Everything heavy (transformers, tokenizers) is imported inside the functions,
+so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from .errors import ErckitError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+BYTES_TOKENIZER = "erckit:bytes"
+
+# RoBERTa's special-token layout: <s>=0, <pad>=1, </s>=2, <unk>=3, bytes, then <mask>.
+_BYTES_SPECIALS_HEAD = ("<s>", "<pad>", "</s>", "<unk>")
+_BYTES_MASK = "<mask>"
+
+_assets: contextvars.ContextVar[Path | None] = contextvars.ContextVar("erckit_hf_assets", default=None)
+
+
+@contextmanager
+def rebuild_from_assets(directory: str | Path) -> Iterator[Path]:
+    """Within this block, HF loaders build from the files saved in ``directory``.
+
+    ``load_backbone`` reads ``directory/config.json`` (random init: the caller
+    loads weights afterwards), ``load_tokenizer`` and ``load_processor`` read
+    the tokenizer/processor files there. Nothing is downloaded. A contextvar,
+    so nested blocks and threads behave.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ErckitError(f"cannot rebuild from {directory}: not a directory")
+    token = _assets.set(directory)
+    try:
+        yield directory
+    finally:
+        _assets.reset(token)
+
+
+def assets_directory() -> Path | None:
+    """The directory set by the enclosing ``rebuild_from_assets`` block, if any."""
+    return _assets.get()
+
+
+def _auto_class(auto_class_name: str) -> Any:
+    import transformers
+
+    try:
+        return getattr(transformers, auto_class_name)
+    except AttributeError:
+        raise ErckitError(f"transformers has no class {auto_class_name!r} (e.g. 'AutoModel', 'AutoModelForMaskedLM')") from None
+
+
+def build_config(config: dict[str, Any]) -> Any:
+    """An HF config from a plain dict that names its ``model_type``."""
+    from transformers import AutoConfig
+
+    values = dict(config)
+    model_type = values.pop("model_type", None)
+    if not model_type:
+        raise ErckitError(f"an HF config table needs a 'model_type' (e.g. 'roberta'); got keys {sorted(config)}")
+    try:
+        return AutoConfig.for_model(model_type, **values)
+    except ValueError as error:
+        raise ErckitError(f"invalid HF config: {error}") from None
+
+
+def load_backbone(auto_class_name: str, pretrained: str, config: dict[str, Any] | None = None) -> "PreTrainedModel":
+    """An HF model: rebuilt from saved assets, random from ``config``, or ``from_pretrained``.
+
+    ``auto_class_name`` names a transformers auto class, e.g. ``"AutoModel"``.
+    """
+    auto = _auto_class(auto_class_name)
+    assets = assets_directory()
+    if assets is not None:
+        from transformers import AutoConfig
+
+        if not (assets / "config.json").is_file():
+            raise ErckitError(f"{assets} has no config.json: the model directory is incomplete")
+        # Random init is wasted work here (weights follow), but it keeps one
+        # code path and never touches the network.
+        return auto.from_config(AutoConfig.from_pretrained(assets))
+    if config is not None:
+        return auto.from_config(build_config(config))
+    try:
+        return auto.from_pretrained(pretrained)
+    except OSError as error:
+        raise ErckitError(
+            f"cannot load pretrained model {pretrained!r}: {error}. Pass a local directory, "
+            "or a `config` table for a randomly initialised model."
+        ) from None
+
+
+def save_backbone_config(model: "PreTrainedModel", directory: str | Path) -> None:
+    """Write the model's HF config (not its weights) so ``load_backbone`` can rebuild it."""
+    model.config.save_pretrained(str(directory))
+
+
+def load_tokenizer(spec: str) -> "PreTrainedTokenizerBase":
+    """A tokenizer from a hub id / local directory, or ``"erckit:bytes"`` built locally.
+
+    Inside ``rebuild_from_assets`` the saved tokenizer files win over ``spec``.
+    """
+    from transformers import AutoTokenizer
+
+    assets = assets_directory()
+    if assets is not None:
+        return AutoTokenizer.from_pretrained(str(assets))
+    if spec == BYTES_TOKENIZER:
+        return bytes_tokenizer()
+    try:
+        return AutoTokenizer.from_pretrained(spec)
+    except OSError as error:
+        raise ErckitError(f"cannot load tokenizer {spec!r}: {error}. Use a local directory or {BYTES_TOKENIZER!r}.") from None
+
+
+def bytes_tokenizer() -> "PreTrainedTokenizerBase":
+    """A byte-level tokenizer with no merges and no corpus: deterministic, offline.
+
+    Vocabulary: ``<s>``=0, ``<pad>``=1, ``</s>``=2, ``<unk>``=3, the 256 bytes
+    (4..259, in byte order, GPT-2's printable byte alphabet), ``<mask>``=260.
+    Single sequences are wrapped as ``<s> ... </s>`` like RoBERTa.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = _byte_alphabet()
+    vocab = {token: i for i, token in enumerate(_BYTES_SPECIALS_HEAD)}
+    for byte in range(256):
+        vocab[alphabet[byte]] = len(vocab)
+    vocab[_BYTES_MASK] = len(vocab)
+
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    # use_regex=False: no word splitting needed, every byte is its own token anyway.
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.post_processor = processors.RobertaProcessing(("</s>", vocab["</s>"]), ("<s>", vocab["<s>"]), add_prefix_space=False)
+    backend.add_special_tokens([*_BYTES_SPECIALS_HEAD, _BYTES_MASK])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token=_BYTES_MASK,
+        model_max_length=1_000_000,
+    )
+
+
+def _byte_alphabet() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable unicode character table."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    table = {b: chr(b) for b in printable}
+    extra = 0
+    for byte in range(256):
+        if byte not in table:
+            table[byte] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+def load_processor(auto_class_name: str, pretrained: str | None, fallback: Callable[[], Any]) -> Any:
+    """A feature extractor / image processor, e.g. ``AutoFeatureExtractor``.
+
+    Saved assets win; with ``pretrained=None`` (a model built from a config)
+    ``fallback()`` builds one; a pretrained model that ships no processor also
+    gets ``fallback()``, with a warning, since its preprocessing is then a guess.
+    """
+    auto = _auto_class(auto_class_name)
+    assets = assets_directory()
+    if assets is not None:
+        return auto.from_pretrained(str(assets))
+    if pretrained is None:
+        return fallback()
+    try:
+        return auto.from_pretrained(pretrained)
+    except (OSError, ValueError) as error:
+        warnings.warn(f"{pretrained!r} has no usable processor ({error}); using erckit's defaults", stacklevel=2)
+        return fallback()
+
+
+def usable_positions(model: "PreTrainedModel") -> int | None:
+    """How many tokens a text model accepts (None if unbounded/unknown).
+
+    RoBERTa-style position embeddings reserve ``padding_idx + 1`` slots
+    (514 -> 512 usable); detected from the module instead of the model type.
+    """
+    config = model.config
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit is None:
+        return None
+    embeddings = getattr(model, "embeddings", None)
+    positions = getattr(embeddings, "position_embeddings", None)
+    padding_idx = getattr(positions, "padding_idx", None)
+    if padding_idx is not None:
+        limit -= padding_idx + 1
+    return int(limit)

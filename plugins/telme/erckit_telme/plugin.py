@@ -1,0 +1,109 @@
+"""The TelME components' factories and their registration. Imports without torch.
+
+Each factory's signature is its recipe schema (validated before anything heavy
+is imported); the body imports the torch module that implements it.
+``num_classes``, ``input_dims`` and ``anchor`` are injected by erckit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from erckit.plugins import hookimpl
+
+
+def roberta_teacher(
+    num_classes: int,
+    pretrained: str = "roberta-large",
+    tokenizer: str | None = None,
+    config: dict[str, Any] | None = None,
+    max_length: int | None = None,
+    embedding_dim: int = 768,
+    padding_side: Literal["right", "left"] = "right",
+) -> Any:
+    """Text teacher: masked-LM encoder read at '<context> SEP Now <sK> feels MASK'.
+
+    pretrained: hub id or local directory of any HF masked-LM encoder (ignored
+    when ``config`` is given). tokenizer: defaults to ``pretrained``;
+    ``"erckit:bytes"`` builds a byte-level one locally. config: a dict with
+    ``model_type`` for a randomly initialised model. max_length: token limit
+    including the mask (default: the model's usable positions, 512 for RoBERTa).
+    embedding_dim: size of the projected mask state (the teacher embedding).
+    """
+    from .teacher import RobertaTeacher
+
+    return RobertaTeacher(num_classes, pretrained, tokenizer, config, max_length, embedding_dim, padding_side)
+
+
+def audio_student(
+    num_classes: int,
+    pretrained: str = "facebook/data2vec-audio-base-960h",
+    config: dict[str, Any] | None = None,
+    max_seconds: float | None = None,
+) -> Any:
+    """Audio student: data2vec-audio (any wav2vec2-family model) on 16 kHz audio, masked mean pooling.
+
+    max_seconds: longer clips are cut to this many seconds from their start.
+    """
+    from .audio import AudioStudent
+
+    return AudioStudent(num_classes, pretrained, config, max_seconds)
+
+
+def visual_student(
+    num_classes: int,
+    pretrained: str = "facebook/timesformer-base-finetuned-k400",
+    config: dict[str, Any] | None = None,
+    frames: int = 8,
+) -> Any:
+    """Visual student: TimeSformer over ``frames`` RGB frames of the utterance, CLS pooling."""
+    from .visual import VisualStudent
+
+    return VisualStudent(num_classes, pretrained, config, frames)
+
+
+def response_kd(tau: float = 4.0, beta: float = 1.0, gamma: float = 1.0) -> Any:
+    """DIST response KD: tau^2 * (beta * (1 - row Pearson) + gamma * (1 - column Pearson)) of softmax(z/tau)."""
+    from .distill import ResponseKD
+
+    return ResponseKD(tau, beta, gamma)
+
+
+def feature_kd(temperature: float = 1.0) -> Any:
+    """Feature KD: KL(softmax(T T^T / t) || log_softmax(T S^T / t)) on L2-normalised embeddings."""
+    from .distill import FeatureKD
+
+    return FeatureKD(temperature)
+
+
+def asf(
+    num_classes: int,
+    dim: int = 768,
+    beta_shift: float = 0.1,
+    heads: int = 3,
+    dropout: float = 0.2,
+    input_dims: dict[str, int] | None = None,
+    anchor: str = "text",
+) -> Any:
+    """Attention-based modality shifting: z = LayerNorm(t + alpha * h) -> Linear, per-sample attention.
+
+    dim: the anchor's embedding size (must equal it; non-verbal embeddings of
+    another size are projected to it). heads must divide dim.
+    """
+    from erckit.errors import ErckitError
+
+    from .asf import ASF
+
+    if input_dims is None:
+        raise ErckitError("telme.ASF needs input_dims (injected by erckit: modality -> embedding dim, anchor first)")
+    return ASF(num_classes, dim, beta_shift, heads, dropout, dict(input_dims), anchor)
+
+
+@hookimpl
+def register_components(register: Any) -> None:
+    register("encoders", "telme.RobertaTeacher.v1", roberta_teacher)
+    register("encoders", "telme.AudioStudent.v1", audio_student)
+    register("encoders", "telme.VisualStudent.v1", visual_student)
+    register("distillers", "telme.ResponseKD.v1", response_kd)
+    register("distillers", "telme.FeatureKD.v1", feature_kd)
+    register("fusers", "telme.ASF.v1", asf)

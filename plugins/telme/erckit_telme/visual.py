@@ -1,0 +1,122 @@
+"""TelME's visual student: TimeSformer over N RGB frames of the utterance clip.
+
+featurize: ``frames`` RGB frames (the data pipeline samples them uniformly over
+the utterance span and delivers RGB; the published code fed OpenCV's BGR as
+RGB) -> shorter side resized to the model's image size (bilinear, antialiased)
+-> centre crop -> uint8 [T, 3, S, S]. Kept as uint8 so cached features are 4x
+smaller; scaling and normalisation happen in ``forward``.
+
+Normalisation statistics come from the model's image processor
+(``preprocessor_config.json``: image_mean / image_std). A model built from a
+config has none; erckit then uses what facebook/timesformer-base-finetuned-k400
+ships today, mean 0.45 / std 0.225 per channel (the Kinetics statistics, not
+ImageNet's 0.485/0.229), and saves that processor with the model.
+
+forward: TimeSformer -> the CLS token's last hidden state (the embedding,
+[B, hidden]) -> ``Linear(hidden, C)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from erckit.components import Encoder, Features, ModalityOutput
+from erckit.data.types import Sample, VideoSpec
+from erckit.errors import ErckitError
+from erckit.hf import load_backbone, load_processor, save_backbone_config
+
+K400_MEAN = (0.45, 0.45, 0.45)
+K400_STD = (0.225, 0.225, 0.225)
+
+
+def _default_processor(size: int):
+    def build() -> object:
+        from transformers import VideoMAEImageProcessor
+
+        return VideoMAEImageProcessor(
+            size={"shortest_edge": size}, crop_size={"height": size, "width": size}, image_mean=list(K400_MEAN), image_std=list(K400_STD)
+        )
+
+    return build
+
+
+def resize_and_crop(frames: Tensor, size: int) -> Tensor:
+    """uint8 [T, H, W, 3] -> uint8 [T, 3, size, size]: shorter side to ``size``, centre crop."""
+    video = frames.permute(0, 3, 1, 2).float()
+    height, width = video.shape[-2:]
+    scale = size / min(height, width)
+    new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
+    if (new_h, new_w) != (height, width):
+        video = F.interpolate(video, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    video = video[..., top : top + size, left : left + size]
+    return video.round().clamp(0, 255).to(torch.uint8)
+
+
+def pick_frames(frames: Tensor, count: int) -> Tensor:
+    """Exactly ``count`` frames, sampled uniformly (repeats when there are fewer)."""
+    if frames.shape[0] == count:
+        return frames
+    index = torch.linspace(0, frames.shape[0] - 1, count).round().long()
+    return frames[index]
+
+
+class VisualStudent(Encoder):
+    modality = "visual"
+
+    def __init__(self, num_classes: int, pretrained: str, config: dict | None, frames: int):
+        super().__init__()
+        if frames < 1:
+            raise ErckitError(f"frames must be >= 1, got {frames}")
+        if config is not None and "num_frames" not in config:
+            config = {**config, "num_frames": frames}
+        self.num_classes = num_classes
+        self.frames = frames
+        self.backbone = load_backbone("AutoModel", pretrained, config)
+        self.size = int(self.backbone.config.image_size)
+        self.media = VideoSpec(num_frames=frames, size=self.size)
+        self.processor = load_processor(
+            "AutoImageProcessor", None if config is not None else pretrained, _default_processor(self.size)
+        )
+        mean = getattr(self.processor, "image_mean", None) or K400_MEAN
+        std = getattr(self.processor, "image_std", None) or K400_STD
+        # Buffers, not parameters: part of the module (device moves) but not trained.
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
+        self.dim = self.backbone.config.hidden_size
+        self.classifier = nn.Linear(self.dim, num_classes)
+
+    def featurize(self, sample: Sample) -> Features:
+        frames = sample.frames
+        if frames is None:
+            raise ErckitError(f"sample {sample.key}: no frames (the data pipeline should provide them or a black stand-in)")
+        frames = torch.as_tensor(frames)
+        if frames.dim() != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
+            raise ErckitError(f"sample {sample.key}: frames must be uint8 [N, H, W, 3] RGB, got {tuple(frames.shape)} {frames.dtype}")
+        if frames.shape[0] == 0:
+            frames = torch.zeros(self.frames, self.size, self.size, 3, dtype=torch.uint8)
+        return {"pixels": resize_and_crop(pick_frames(frames, self.frames), self.size)}
+
+    def collate(self, features: Sequence[Features]) -> Features:
+        return {"pixels": torch.stack([f["pixels"] for f in features])}
+
+    def forward(self, batch: Features) -> ModalityOutput:
+        """pixels uint8 [B, T, 3, S, S] -> embedding [B, hidden] (CLS), logits [B, C]."""
+        pixel_values = (batch["pixels"].float() / 255.0 - self.mean) / self.std
+        hidden = self.backbone(pixel_values=pixel_values).last_hidden_state
+        cls = hidden[:, 0]
+        return ModalityOutput(embedding=cls, logits=self.classifier(cls))
+
+    def fingerprint(self) -> str:
+        return f"telme.VisualStudent:{self.media!r}:frames={self.frames}:crop=center-bilinear-aa"
+
+    def save_assets(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_backbone_config(self.backbone, directory)
+        self.processor.save_pretrained(str(directory))
