@@ -1,0 +1,286 @@
+"""Getting decoded media into samples: decode once into the cache, then fill per sample.
+
+* ``MediaResolver.prepare(samples, specs)`` runs in the main process before
+  training: every distinct (file, span, spec) the samples need is decoded once
+  (a small thread pool, a rich progress bar) into the ``DiskCache``; failures are
+  remembered so workers do not retry them.
+* ``MediaResolver.fill(sample, specs)`` runs in DataLoader workers: it sets
+  ``sample.audio`` / ``sample.frames`` from the cache (decoding on a miss) and
+  ``sample.present['audio' | 'visual']``.
+
+Media policy, for a medium that is absent (no path) or broken (missing file,
+undecodable, too long):
+
+* ``error``: ``prepare`` raises one ``MediaError``/``DataError`` listing every
+  failure; ``fill`` raises ``MediaError``.
+* ``skip``: ``fill`` returns False and the caller drops the sample.
+* ``zero``: a stand-in (1 s of silence at the spec rate; N black frames at the
+  spec size) with ``present`` False, so models can mask it.
+
+Nothing is silently dropped: ``MediaReport`` counts and names every case.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, get_args
+
+from ..errors import DataError, MediaError
+from .cache import DiskCache, cache_key, file_identity
+from .types import AudioSpec, MediaPolicy, MediaSpec, Sample, VideoSpec
+
+if TYPE_CHECKING:
+    import torch
+    from rich.console import Console, RenderableType
+
+POLICIES: tuple[str, ...] = get_args(MediaPolicy)
+# What the pipeline stores for each spec kind (cache value key, sample attribute).
+_SLOTS = {"audio": ("audio", "audio"), "visual": ("frames", "frames")}
+# Stand-in frame size when the spec keeps native resolution (size None).
+DEFAULT_STANDIN_SIZE = 224
+
+
+@dataclass(frozen=True)
+class MediaJob:
+    """One decode: a file, a span, a spec."""
+
+    path: Path
+    start: float | None
+    end: float | None
+    spec: MediaSpec
+
+    def describe(self) -> str:
+        span = "" if self.start is None and self.end is None else f" [{self.start or 0:g}-{self.end if self.end is not None else 'end'}]"
+        return f"{self.path}{span}"
+
+
+@dataclass
+class MediaReport:
+    """What ``prepare`` (and ``fill``, per process) did.
+
+    Per distinct decode job: ``decoded`` (this run), ``cached`` (already on disk),
+    ``failed``. Per (sample, medium) that could not be had: ``skipped`` or
+    ``zeroed`` by policy. ``reasons`` maps a file (or sample key for absent media)
+    to why it failed.
+    """
+
+    decoded: int = 0
+    cached: int = 0
+    failed: int = 0
+    skipped: int = 0
+    zeroed: int = 0
+    reasons: dict[str, str] = field(default_factory=dict)
+    skipped_samples: list[str] = field(default_factory=list)
+
+    def render(self, limit: int = 20) -> "RenderableType":
+        """A rich table of counts plus the first ``limit`` failures, each named."""
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(title="media", show_header=True, header_style="bold")
+        for name in ("decoded", "cached", "failed", "skipped", "zeroed"):
+            table.add_column(name, justify="right")
+        table.add_row(*(str(getattr(self, n)) for n in ("decoded", "cached", "failed", "skipped", "zeroed")))
+        parts: list[Any] = [table]
+        items = sorted(self.reasons.items())
+        for where, reason in items[:limit]:
+            parts.append(Text(f"  {where}: {reason}", style="yellow"))
+        if len(items) > limit:
+            parts.append(Text(f"  ... and {len(items) - limit} more", style="yellow"))
+        return Group(*parts)
+
+
+class MediaResolver:
+    """Decodes the media samples need, through an optional ``DiskCache``, under a policy."""
+
+    def __init__(
+        self,
+        cache: DiskCache | None = None,
+        policy: MediaPolicy = "error",
+        *,
+        max_duration: float | None = None,
+        workers: int = 2,
+    ):
+        if policy not in POLICIES:
+            raise DataError(f"unknown media policy {policy!r}; choose one of: {', '.join(POLICIES)}")
+        self.cache = cache
+        self.policy = policy
+        self.max_duration = max_duration
+        self.workers = max(1, workers)
+        self.failures: dict[MediaJob, str] = {}
+        self.report = MediaReport()
+        self._lock = threading.Lock()
+
+    # -- what a sample needs ------------------------------------------------
+    @staticmethod
+    def job(sample: Sample, spec: MediaSpec) -> MediaJob | None:
+        """The decode job for ``spec`` of the sample's target utterance, or None if absent."""
+        target = sample.target
+        path = target.audio if isinstance(spec, AudioSpec) else target.video
+        if path is None:
+            return None
+        return MediaJob(Path(path), target.start, target.end, spec)
+
+    def parts(self, job: MediaJob) -> dict[str, Any]:
+        """Cache-key parts: file identity, span, spec, and the duration limit."""
+        return {
+            "kind": "media",
+            "file": file_identity(job.path),
+            "span": [job.start, job.end],
+            "spec": job.spec,
+            "max_duration": self.max_duration,
+        }
+
+    # -- decoding -----------------------------------------------------------
+    def decode(self, job: MediaJob) -> "torch.Tensor":
+        """Decode a job (no cache). Raises ``MediaError``."""
+        from .media import load_audio, load_frames
+
+        if isinstance(job.spec, AudioSpec):
+            return load_audio(job.path, job.spec, job.start, job.end, max_duration=self.max_duration)
+        return load_frames(job.path, job.spec, job.start, job.end, max_duration=self.max_duration)
+
+    def load(self, job: MediaJob) -> tuple["torch.Tensor", bool]:
+        """``(tensor, from_cache)``; raises ``MediaError`` (remembered failures included)."""
+        if job in self.failures:
+            raise MediaError(job.path, self.failures[job])
+        name = _SLOTS[job.spec.modality][0]
+        if self.cache is None:
+            return self.decode(job), False
+        try:
+            parts = self.parts(job)
+        except OSError:
+            raise MediaError(job.path, "file not found") from None
+        tensors, hit = self.cache.get_or_compute(parts, lambda: {name: self.decode(job)})
+        return tensors[name], hit
+
+    def prepare(self, samples: Iterable[Sample], specs: Sequence[MediaSpec], progress: bool = True, console: "Console | None" = None) -> MediaReport:
+        """Decode every needed (file, span, spec) once into the cache; report everything.
+
+        With policy ``error``, raises after the pass if anything is absent or
+        broken, listing every case (not just the first).
+        """
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        samples = list(samples)
+        report = MediaReport()
+        jobs: dict[MediaJob, None] = {}
+        for sample in samples:
+            for spec in specs:
+                job = self.job(sample, spec)
+                if job is None:
+                    self._absent(report, sample, spec, f"no {spec.modality} for this utterance")
+                else:
+                    jobs.setdefault(job, None)
+        failed_keys: dict[MediaJob, str] = {}
+
+        def run(job: MediaJob) -> tuple[MediaJob, bool | None, str | None]:
+            try:
+                _, hit = self.load(job)
+                return job, hit, None
+            except MediaError as error:
+                return job, None, error.reason
+
+        columns = (TextColumn("[bold]decoding media"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console or _stderr(), disable=not progress, transient=False) as bar:
+            task = bar.add_task("media", total=len(jobs))
+            with ThreadPoolExecutor(self.workers) as pool:
+                for job, hit, reason in pool.map(run, jobs):
+                    if reason is not None:
+                        report.failed += 1
+                        report.reasons[job.describe()] = reason
+                        failed_keys[job] = reason
+                    elif hit:
+                        report.cached += 1
+                    else:
+                        report.decoded += 1
+                    bar.advance(task)
+        self.failures.update(failed_keys)
+        if failed_keys and self.policy != "error":
+            # Count the samples the policy will act on, so the report says how many.
+            for sample in samples:
+                for spec in specs:
+                    job = self.job(sample, spec)
+                    if job in failed_keys:
+                        self._count_policy(report, sample)
+        if self.policy == "error" and report.reasons:
+            lines = [f"{where}: {reason}" for where, reason in sorted(report.reasons.items())]
+            shown = lines[:20] + ([f"... and {len(lines) - 20} more"] if len(lines) > 20 else [])
+            raise DataError(
+                f"{len(lines)} media problem(s) with media policy 'error' "
+                "(set media_policy = 'skip' or 'zero' to continue without them):\n  " + "\n  ".join(shown)
+            )
+        self.report = report
+        return report
+
+    def fill(self, sample: Sample, specs: Sequence[MediaSpec]) -> bool:
+        """Set the sample's media for ``specs``; False means: drop it (policy ``skip``)."""
+        for spec in specs:
+            attribute = _SLOTS[spec.modality][1]
+            job = self.job(sample, spec)
+            try:
+                if job is None:
+                    raise MediaError(f"{sample.key}", f"no {spec.modality} for this utterance")
+                tensor, _ = self.load(job)
+            except MediaError as error:
+                with self._lock:
+                    self.report.reasons.setdefault(error.path, error.reason)
+                if self.policy == "error":
+                    raise
+                if self.policy == "skip":
+                    with self._lock:
+                        self.report.skipped += 1
+                        self.report.skipped_samples.append(sample.key)
+                    return False
+                with self._lock:
+                    self.report.zeroed += 1
+                setattr(sample, attribute, stand_in(spec))
+                sample.present[spec.modality] = False
+                continue
+            setattr(sample, attribute, tensor)
+            sample.present[spec.modality] = True
+        return True
+
+    def _absent(self, report: MediaReport, sample: Sample, spec: MediaSpec, reason: str) -> None:
+        report.reasons[f"{sample.key} ({spec.modality})"] = reason
+        if self.policy != "error":
+            self._count_policy(report, sample)
+
+    def _count_policy(self, report: MediaReport, sample: Sample) -> None:
+        if self.policy == "skip":
+            report.skipped += 1
+            report.skipped_samples.append(sample.key)
+        else:
+            report.zeroed += 1
+
+    def __getstate__(self) -> dict[str, Any]:  # picklable for DataLoader workers
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+
+def stand_in(spec: MediaSpec) -> "torch.Tensor":
+    """The placeholder for an absent medium: 1 s of silence, or N black frames."""
+    import torch
+
+    if isinstance(spec, AudioSpec):
+        return torch.zeros(spec.sample_rate, dtype=torch.float32)
+    size = spec.size or DEFAULT_STANDIN_SIZE
+    return torch.zeros(spec.num_frames, size, size, 3, dtype=torch.uint8)
+
+
+def _stderr() -> "Console":
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+__all__ = ["MediaJob", "MediaReport", "MediaResolver", "POLICIES", "stand_in", "cache_key"]
