@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 from erckit.components import Encoder, Features, ModalityOutput
 from erckit.data.types import Sample, VideoSpec
 from erckit.errors import ErckitError
 from erckit.hf import load_backbone, load_processor, save_backbone_config
+from erckit.nn.visual import prepare_frames
 
 K400_MEAN = (0.45, 0.45, 0.45)
 K400_STD = (0.225, 0.225, 0.225)
@@ -43,27 +43,6 @@ def _default_processor(size: int):
         )
 
     return build
-
-
-def resize_and_crop(frames: Tensor, size: int) -> Tensor:
-    """uint8 [T, H, W, 3] -> uint8 [T, 3, size, size]: shorter side to ``size``, centre crop."""
-    video = frames.permute(0, 3, 1, 2).float()
-    height, width = video.shape[-2:]
-    scale = size / min(height, width)
-    new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
-    if (new_h, new_w) != (height, width):
-        video = F.interpolate(video, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
-    top, left = (new_h - size) // 2, (new_w - size) // 2
-    video = video[..., top : top + size, left : left + size]
-    return video.round().clamp(0, 255).to(torch.uint8)
-
-
-def pick_frames(frames: Tensor, count: int) -> Tensor:
-    """Exactly ``count`` frames, sampled uniformly (repeats when there are fewer)."""
-    if frames.shape[0] == count:
-        return frames
-    index = torch.linspace(0, frames.shape[0] - 1, count).round().long()
-    return frames[index]
 
 
 class VisualStudent(Encoder):
@@ -92,15 +71,7 @@ class VisualStudent(Encoder):
         self.classifier = nn.Linear(self.dim, num_classes)
 
     def featurize(self, sample: Sample) -> Features:
-        frames = sample.frames
-        if frames is None:
-            raise ErckitError(f"sample {sample.key}: no frames (the data pipeline should provide them or a black stand-in)")
-        frames = torch.as_tensor(frames)
-        if frames.dim() != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
-            raise ErckitError(f"sample {sample.key}: frames must be uint8 [N, H, W, 3] RGB, got {tuple(frames.shape)} {frames.dtype}")
-        if frames.shape[0] == 0:
-            frames = torch.zeros(self.frames, self.size, self.size, 3, dtype=torch.uint8)
-        return {"pixels": resize_and_crop(pick_frames(frames, self.frames), self.size)}
+        return {"pixels": prepare_frames(sample, self.frames, self.size)}
 
     def collate(self, features: Sequence[Features]) -> Features:
         return {"pixels": torch.stack([f["pixels"] for f in features])}
