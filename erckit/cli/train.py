@@ -1,0 +1,51 @@
+"""``erckit train RECIPE``: run every stage of a recipe and write a model directory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .recipe import add_set_option
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model from a recipe",
+        description="Train every stage of a recipe. Under torchrun, one process per GPU (DDP).",
+    )
+    parser.add_argument("recipe", help="recipe TOML file")
+    add_set_option(parser)
+    parser.add_argument("-o", "--output", type=Path, help="run directory (default: recipe output_dir or runs/<recipe name>)")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    resume.add_argument("--resume-from", type=Path, metavar="CHECKPOINT", help="continue from a given checkpoint directory")
+    resume.add_argument("--overwrite", action="store_true", help="delete an existing run directory and start again")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: the recipe's runtime.device (auto)")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="default: the recipe's runtime.precision")
+    parser.add_argument("--seed", type=int, help="override the recipe's seed")
+    parser.add_argument("--deterministic", action="store_true", default=None, help="deterministic algorithms (slower)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..recipe import load_recipe
+    from ..train import TrainOptions, train
+
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    recipe = load_recipe(args.recipe, overrides)
+    options = TrainOptions(
+        output=args.output,
+        resume=args.resume,
+        resume_from=args.resume_from,
+        overwrite=args.overwrite,
+        device=args.device,
+        precision=args.precision,
+        deterministic=args.deterministic,
+        progress=args.progress,
+    )
+    train(recipe, Path(args.recipe).stem, options)
+    return 0

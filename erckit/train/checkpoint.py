@@ -1,0 +1,155 @@
+"""Resumable training state, written atomically at every epoch boundary.
+
+A checkpoint is a directory: ``state.json`` (stage, epoch, step, history,
+RNG seeds of python), ``model.safetensors`` (all weights), ``best.safetensors``
+(the best epoch's trainable weights so far), ``optimizer.pt`` (optimizer,
+scheduler and scaler state, read back with ``weights_only=True``) and
+``rng.safetensors``. ``checkpoints/latest`` is replaced only once a complete
+new checkpoint exists, and the one before it is kept as
+``checkpoints/previous``, so an interruption or a full disk never leaves
+only a torn checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+
+STATE = "state.json"
+MODEL = "model.safetensors"
+BEST = "best.safetensors"
+OPTIMIZER = "optimizer.pt"
+RNG = "rng.safetensors"
+PYTHON_RNG = "python_rng.json"
+FILES = (STATE, MODEL, OPTIMIZER, RNG, PYTHON_RNG)
+
+
+@dataclass
+class TrainState:
+    stage_index: int = 0  # the stage in progress (== number of completed stages)
+    epoch: int = 0  # epochs completed in that stage
+    step: int = 0  # optimiser steps taken in that stage
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    bad_epochs: int = 0
+    completed: list[str] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return run_dir / "checkpoints"
+
+
+def save_checkpoint(
+    run_dir: Path,
+    state: TrainState,
+    model: nn.Module,
+    best: dict[str, torch.Tensor] | None,
+    optim_state: dict[str, Any] | None,
+) -> Path:
+    from safetensors.torch import save_file, save_model
+
+    root = checkpoint_dir(run_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=root))
+        (staging / STATE).write_text(json.dumps(asdict(state), indent=1), encoding="utf-8")
+        save_model(model, str(staging / MODEL))
+        if best is not None:
+            save_file({k: v.contiguous() for k, v in best.items()}, str(staging / BEST))
+        torch.save(optim_state or {}, staging / OPTIMIZER)
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+        save_file(rng, str(staging / RNG))
+        (staging / PYTHON_RNG).write_text(json.dumps(_python_rng()), encoding="utf-8")
+        latest, previous = root / "latest", root / "previous"
+        if latest.exists():
+            if previous.exists():
+                shutil.rmtree(previous)
+            os.replace(latest, previous)
+        os.replace(staging, latest)
+    except OSError as error:
+        shutil.rmtree(locals().get("staging", root / ".none"), ignore_errors=True)
+        raise CheckpointError(
+            f"cannot write checkpoint under {root}: {error.strerror or error} "
+            f"({error.filename or root}); the previous checkpoint is left as it was"
+        ) from None
+    return root / "latest"
+
+
+@dataclass
+class LoadedCheckpoint:
+    path: Path
+    state: TrainState
+    best: dict[str, torch.Tensor] | None
+    optim_state: dict[str, Any]
+
+
+def find_checkpoint(run_dir: Path) -> Path | None:
+    root = checkpoint_dir(run_dir)
+    for name in ("latest", "previous"):  # "previous" alone: interrupted between the two renames
+        if (root / name / STATE).exists():
+            return root / name
+    return None
+
+
+def load_checkpoint(path: Path, model: nn.Module) -> LoadedCheckpoint:
+    """Restore weights and RNG into place; return the rest. Raise a clear error if anything is torn."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, load_model
+
+    for name in FILES:
+        if not (path / name).exists():
+            raise CheckpointError(f"checkpoint {path} is incomplete: {name} is missing{_hint(path)}")
+    try:
+        state = TrainState(**json.loads((path / STATE).read_text(encoding="utf-8")))
+        missing, unexpected = load_model(model, str(path / MODEL), strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"checkpoint {path / MODEL} does not match the recipe's model "
+                f"(missing {len(missing)}, unexpected {len(unexpected)} tensors); was the recipe changed?"
+            )
+        best = load_file(str(path / BEST)) if (path / BEST).exists() else None
+        optim_state = torch.load(path / OPTIMIZER, weights_only=True, map_location="cpu")
+        rng = load_file(str(path / RNG))
+        python_rng = json.loads((path / PYTHON_RNG).read_text(encoding="utf-8"))
+    except CheckpointError:
+        raise
+    except (SafetensorError, json.JSONDecodeError, TypeError, RuntimeError, OSError, EOFError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated: {error}{_hint(path)}") from None
+    torch.set_rng_state(rng["torch"])
+    if torch.cuda.is_available():
+        states = [rng[k] for k in sorted(rng) if k.startswith("cuda")]
+        if len(states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states)
+    _restore_python_rng(python_rng)
+    return LoadedCheckpoint(path, state, best, optim_state)
+
+
+def _hint(path: Path) -> str:
+    previous = path.parent / "previous"
+    if path.name == "latest" and (previous / STATE).exists():
+        return f"; the previous checkpoint {previous} is intact: resume from it with --resume-from {previous}"
+    return ""
+
+
+def _python_rng() -> dict[str, Any]:
+    version, internal, gauss = random.getstate()
+    return {"version": version, "internal": list(internal), "gauss": gauss}
+
+
+def _restore_python_rng(data: dict[str, Any]) -> None:
+    random.setstate((data["version"], tuple(data["internal"]), data["gauss"]))
