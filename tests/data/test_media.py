@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from erckit.data.media import load_audio, load_frames, probe_duration
+from erckit.data.types import AudioSpec, VideoSpec
+from erckit.errors import MediaError
+
+
+@pytest.mark.parametrize("rate", [44_100, 22_050])
+def test_audio_resampled_to_16k_with_right_duration(tmp_path: Path, rate: int, make_clip) -> None:
+    path = make_clip(tmp_path / f"a{rate}.mp4", seconds=1.0, audio_rate=rate, video=False)
+    wave = load_audio(path, AudioSpec(sample_rate=16_000))
+    assert wave.dtype == torch.float32 and wave.dim() == 1
+    assert abs(wave.numel() - 16_000) <= 16  # within 1 ms
+    assert 0.2 < wave.abs().max() < 0.4  # stereo averaged to mono keeps the level
+
+
+def test_audio_span_and_max_seconds(clip: Path) -> None:
+    part = load_audio(clip, AudioSpec(), start=0.25, end=0.75)
+    assert abs(part.numel() - 8_000) <= 16
+    cut = load_audio(clip, AudioSpec(max_seconds=0.5))
+    assert cut.numel() == 8_000
+
+
+def test_wav_at_native_rate(tmp_path: Path, make_wav) -> None:
+    wave = load_audio(make_wav(tmp_path / "x.wav", seconds=0.5), AudioSpec())
+    assert wave.numel() == 8_000
+
+
+def test_frames_are_rgb_and_resized(tmp_path: Path, make_clip) -> None:
+    red = make_clip(tmp_path / "red.mp4", color=(255, 0, 0), size=(64, 48))
+    frames = load_frames(red, VideoSpec(num_frames=8, size=32))
+    assert frames.dtype == torch.uint8
+    assert frames.shape == (8, 32, 43, 3)  # shorter side 32, aspect kept
+    mean = frames.float().mean(dim=(0, 1, 2))
+    assert mean[0] > 200 and mean[1] < 40 and mean[2] < 40  # red is channel 0 (not BGR)
+
+
+def test_frames_sampled_uniformly_over_span(tmp_path: Path) -> None:
+    # Colour changes each second: a span inside the second second only sees green.
+    import av
+    import numpy as np
+
+    path = tmp_path / "steps.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(30):
+            image = np.zeros((32, 32, 3), np.uint8)
+            image[:, :, i // 10] = 255  # red, then green, then blue
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    green = load_frames(path, VideoSpec(num_frames=4, size=None), start=1.0, end=2.0).float().mean(dim=(1, 2))
+    assert (green[:, 1] > 200).all() and (green[:, 0] < 40).all()
+    whole = load_frames(path, VideoSpec(num_frames=3, size=None)).float().mean(dim=(1, 2))
+    assert [int(row.argmax()) for row in whole] == [0, 1, 2]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match="file not found") as info:
+        load_audio(tmp_path / "nope.wav")
+    assert info.value.path.endswith("nope.wav")
+
+
+def test_truncated_mp4(tmp_path: Path, make_clip) -> None:
+    full = make_clip(tmp_path / "full.mp4").read_bytes()
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(full[: len(full) // 2])
+    with pytest.raises(MediaError) as info:
+        load_frames(broken, VideoSpec())
+    assert "broken.mp4" in str(info.value)
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"\x00not a video" * 100)
+    with pytest.raises(MediaError, match="cannot open"):
+        load_audio(garbage)
+
+
+def test_audio_only_mp4_asked_for_frames(tmp_path: Path, make_clip) -> None:
+    path = make_clip(tmp_path / "audio_only.mp4", video=False)
+    with pytest.raises(MediaError, match="no video stream"):
+        load_frames(path, VideoSpec())
+
+
+def test_video_only_asked_for_audio(tmp_path: Path, make_clip) -> None:
+    path = make_clip(tmp_path / "silent.mp4", audio_rate=None)
+    with pytest.raises(MediaError, match="no audio stream"):
+        load_audio(path)
+
+
+def test_zero_length_audio(tmp_path: Path, make_wav) -> None:
+    path = make_wav(tmp_path / "empty.wav", seconds=0.0)
+    with pytest.raises(MediaError, match="zero-length audio"):
+        load_audio(path)
+    with pytest.raises(MediaError, match="zero-length audio"):
+        load_audio(make_wav(tmp_path / "short.wav", seconds=0.5), start=2.0, end=3.0)
+
+
+def test_clip_longer_than_max_duration(clip: Path) -> None:
+    with pytest.raises(MediaError, match="longer than the maximum of 0.5 s"):
+        load_audio(clip, max_duration=0.5)
+    with pytest.raises(MediaError, match="longer than the maximum"):
+        load_frames(clip, VideoSpec(), max_duration=0.5)
+    assert load_frames(clip, VideoSpec(num_frames=2, size=None), start=0.0, end=0.4, max_duration=0.5).shape[0] == 2
+
+
+def test_probe_duration(clip: Path) -> None:
+    assert probe_duration(clip) == pytest.approx(1.0, abs=0.05)
