@@ -47,6 +47,17 @@ def speaker_token(speaker_id: int) -> str:
     return SPEAKER_TOKENS[min(speaker_id, len(SPEAKER_TOKENS)) - 1]
 
 
+def mask_positions(attention_mask: Tensor) -> Tensor:
+    """[B, L] attention mask -> [B] index of each row's last real token.
+
+    The mask token is always the last real token, so locating it from the
+    attention mask works for left and right padding alike (and never confuses
+    it with a mask id elsewhere in the row).
+    """
+    length = attention_mask.shape[1]
+    return length - 1 - attention_mask.flip(1).argmax(dim=1)
+
+
 class RobertaTeacher(Encoder):
     modality = "text"
 
@@ -144,12 +155,7 @@ class RobertaTeacher(Encoder):
         """input_ids/attention_mask [B, L] -> embedding [B, embedding_dim], logits [B, C]."""
         attention_mask = batch["attention_mask"]
         hidden = self.backbone(input_ids=batch["input_ids"], attention_mask=attention_mask).last_hidden_state
-        # The mask is always the last real token: find it from the attention
-        # mask, so left and right padding both work (no search for the mask id,
-        # which may also occur elsewhere).
-        length = attention_mask.shape[1]
-        last = length - 1 - attention_mask.flip(1).argmax(dim=1)
-        at_mask = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        at_mask = hidden[torch.arange(hidden.shape[0], device=hidden.device), mask_positions(attention_mask)]
         embedding = self.project(at_mask)
         return ModalityOutput(embedding=embedding, logits=self.classifier(embedding))
 
