@@ -113,7 +113,7 @@ class ERCModel(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write config.json, model.safetensors and encoder assets; atomic per directory."""
-        from safetensors.torch import save_model
+        from .weights import save_weights
 
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,7 @@ class ERCModel(nn.Module):
                 target = staging / "encoders" / name
                 target.mkdir(parents=True, exist_ok=True)
                 encoder.save_assets(target)
-            save_model(self, str(staging / WEIGHTS_FILE))
+            save_weights(self, staging / WEIGHTS_FILE)
             config = {
                 "format_version": FORMAT_VERSION,
                 "erckit_version": __version__,
@@ -148,7 +148,8 @@ class ERCModel(nn.Module):
         """Load a model directory written by ``save_pretrained`` (or a run directory holding ``model/``)."""
         from pydantic import ValidationError
         from safetensors import SafetensorError
-        from safetensors.torch import load_model
+
+        from .weights import load_weights
 
         from .recipe.schema import Recipe
 
@@ -173,8 +174,8 @@ class ERCModel(nn.Module):
         if not weights.exists():
             raise ModelLoadError(f"{weights} is missing")
         try:
-            missing, unexpected = load_model(model, str(weights), strict=False)
-        except (SafetensorError, OSError, RuntimeError) as error:
+            missing, unexpected = load_weights(model, weights)
+        except (SafetensorError, OSError, RuntimeError, ValueError) as error:
             raise ModelLoadError(f"{weights} cannot be loaded: {error}") from None
         if missing or unexpected:
             detail = []

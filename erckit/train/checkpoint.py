@@ -59,14 +59,16 @@ def save_checkpoint(
     best: dict[str, torch.Tensor] | None,
     optim_state: dict[str, Any] | None,
 ) -> Path:
-    from safetensors.torch import save_file, save_model
+    from safetensors.torch import save_file
+
+    from ..weights import save_weights
 
     root = checkpoint_dir(run_dir)
     try:
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=root))
         (staging / STATE).write_text(json.dumps(asdict(state), indent=1), encoding="utf-8")
-        save_model(model, str(staging / MODEL))
+        save_weights(model, staging / MODEL)
         if best is not None:
             save_file({k: v.contiguous() for k, v in best.items()}, str(staging / BEST))
         torch.save(optim_state or {}, staging / OPTIMIZER)
@@ -109,14 +111,16 @@ def find_checkpoint(run_dir: Path) -> Path | None:
 def load_checkpoint(path: Path, model: nn.Module) -> LoadedCheckpoint:
     """Restore weights and RNG into place; return the rest. Raise a clear error if anything is torn."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file, load_model
+    from safetensors.torch import load_file
+
+    from ..weights import load_weights
 
     for name in FILES:
         if not (path / name).exists():
             raise CheckpointError(f"checkpoint {path} is incomplete: {name} is missing{_hint(path)}")
     try:
         state = TrainState(**json.loads((path / STATE).read_text(encoding="utf-8")))
-        missing, unexpected = load_model(model, str(path / MODEL), strict=False)
+        missing, unexpected = load_weights(model, path / MODEL)
         if missing or unexpected:
             raise CheckpointError(
                 f"checkpoint {path / MODEL} does not match the recipe's model "

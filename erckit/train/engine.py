@@ -113,6 +113,7 @@ class Trainer:
         self.hooks = get_plugin_manager().hook
         self.info = RunInfo(run_dir, recipe, runtime.rank, runtime.world_size)
         self.show = options.progress and runtime.is_main
+        self._usable: dict[tuple[str, tuple], list[Sample]] = {}
 
     # ------------------------------------------------------------------ setup
 
@@ -142,15 +143,17 @@ class Trainer:
 
     def usable(self, samples: list[Sample], names: Iterable[str], split: str) -> list[Sample]:
         """Decode media the encoders need once (into the cache); drop samples the policy skips."""
-        specs = sorted({self.model.encoders[n].media for n in names if self.model.encoders[n].media is not None}, key=repr)
+        specs = tuple(sorted({self.model.encoders[n].media for n in names if self.model.encoders[n].media is not None}, key=repr))
         if not specs or not samples:
             return samples
-        report = self.resolver.prepare(samples, specs, progress=self.show, console=ui.console)
-        if self.runtime.is_main and (report.reasons or report.skipped or report.zeroed):
-            ui.console.print(f"[bold]{split}[/]: media summary")
-            ui.console.print(report.render())
-        skipped = set(report.skipped_samples)
-        return [s for s in samples if s.key not in skipped]
+        if (split, specs) not in self._usable:  # each split's media is checked and reported once per run
+            report = self.resolver.prepare(samples, specs, progress=self.show, console=ui.console)
+            if self.runtime.is_main and (report.reasons or report.skipped or report.zeroed):
+                ui.console.print(f"[bold]{split}[/]: media summary")
+                ui.console.print(report.render(limit=10))
+            skipped = set(report.skipped_samples)
+            self._usable[(split, specs)] = [s for s in samples if s.key not in skipped]
+        return self._usable[(split, specs)]
 
     # -------------------------------------------------------------------- run
 
