@@ -1,0 +1,326 @@
+"""Label every utterance of some dialogues with a trained ``ERCModel``.
+
+* ``predict(model, dialogues)`` batches all utterances of all dialogues
+  together, sorted by length (little padding), and returns one
+  ``DialoguePrediction`` per dialogue, in input order.
+* ``predict_stream(model, lines)`` serves a live conversation: each input line
+  is one utterance; its prediction is yielded as soon as the line is read,
+  computed on the causal context seen so far (the same answer ``predict`` gives
+  for that utterance of the finished dialogue).
+
+Every utterance gets a label. An utterance whose audio or video is absent or
+broken is still predicted, through the fuser's missing-modality path (media
+policy ``zero``), and its ``missing`` field names what was absent. Gold labels
+in the input are kept as strings and never need to be in the model's label set.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+
+import torch
+
+from .data.types import Dialogue, Sample, Utterance, make_samples
+from .errors import DataError, ErckitError, UsageError
+
+if TYPE_CHECKING:
+    from .model import ERCModel
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+# "skip" would drop utterances, but predict promises a label for every one.
+PREDICT_MEDIA_POLICIES = ("zero", "error")
+STREAM_KEYS = {"dialogue", "speaker", "text", "audio", "video", "start", "end", "label", "id"}
+
+
+@dataclass
+class UtterancePrediction:
+    """The prediction for one utterance.
+
+    ``probabilities`` has every label of the model (summing to 1);
+    ``modalities_used`` names the model's encoders whose input was present,
+    ``missing`` the ones that ran on a stand-in (absent or broken media).
+    ``gold`` is the input's label, if any, verbatim (it may be a label the
+    model does not know).
+    """
+
+    dialogue_id: str
+    position: int
+    speaker: str
+    text: str
+    label: str
+    probabilities: dict[str, float]
+    modalities_used: list[str]
+    missing: list[str] = field(default_factory=list)
+    gold: str | None = None
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.label]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DialoguePrediction:
+    id: str
+    utterances: list[UtterancePrediction]
+
+
+class Predictor:
+    """A model ready for inference: device, precision, media resolver, batching.
+
+    Shared by ``predict``, ``predict_stream`` and evaluation so they all compute
+    exactly the same thing. Moves ``model`` to ``device`` when one is given.
+    """
+
+    def __init__(
+        self,
+        model: "ERCModel",
+        *,
+        batch_size: int = 32,
+        precision: str = "fp32",
+        device: str | torch.device | None = None,
+        media_policy: str = "zero",
+        cache_dir: str | Path | None = None,
+        max_context: int | None = None,
+    ):
+        if batch_size < 1:
+            raise UsageError(f"batch size must be at least 1, got {batch_size}")
+        if precision not in PRECISIONS:
+            raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if media_policy not in PREDICT_MEDIA_POLICIES:
+            raise UsageError(
+                f"media policy {media_policy!r} cannot be used to predict (every utterance gets a label); "
+                f"choose one of {', '.join(PREDICT_MEDIA_POLICIES)}"
+            )
+        self.model = model
+        self.batch_size = batch_size
+        self.precision = precision
+        if device is not None:
+            model.to(device)
+        self.device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        self.names = list(model.encoders) if model.use_fuser and model.fuser is not None else [model.anchor]
+        self.encoders = {name: model.encoders[name] for name in self.names}
+        if max_context is None:
+            max_context = (model.recipe.get("data") or {}).get("max_context")
+        self.max_context = max_context
+        self.resolver = None
+        if any(e.media is not None for e in self.encoders.values()):
+            from .data.cache import DiskCache
+            from .data.pipeline import MediaResolver
+
+            cache = DiskCache(cache_dir) if cache_dir is not None else None
+            self.resolver = MediaResolver(cache, media_policy)  # type: ignore[arg-type]
+
+    def autocast(self) -> Any:
+        import contextlib
+
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def run(self, samples: Sequence[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities [N, C] (float32, CPU) and presence [N, E] (bool, encoder order ``self.names``)."""
+        from .train.batching import BucketBatchSampler, SampleDataset, make_loader
+
+        probabilities = torch.zeros(len(samples), self.model.num_classes)
+        present = torch.zeros(len(samples), len(self.names), dtype=torch.bool)
+        if not samples:
+            return probabilities, present
+        dataset = SampleDataset(samples, self.encoders, self.resolver)
+        sampler = BucketBatchSampler(dataset.lengths(), self.batch_size, shuffle=False)
+        loader = make_loader(dataset, sampler, num_workers=0)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode(), self.autocast():
+                for batch in loader:
+                    batch = batch.to(self.device)
+                    outputs = {
+                        name: self.model.encode(name, batch.features[name], batch.present[name]) for name in self.names
+                    }
+                    logits = self.model.fuse(outputs)
+                    rows = batch.indices
+                    probabilities[rows] = torch.softmax(logits.float(), dim=-1).cpu()
+                    present[rows] = torch.stack([batch.present[name] for name in self.names], dim=1).cpu()
+        finally:
+            self.model.train(was_training)
+        return probabilities, present
+
+    def describe(self, sample: Sample, probabilities: torch.Tensor, present: torch.Tensor) -> UtterancePrediction:
+        labels = self.model.labels
+        target = sample.target
+        flags = present.tolist()
+        return UtterancePrediction(
+            dialogue_id=sample.dialogue_id,
+            position=sample.position,
+            speaker=target.speaker,
+            text=target.text,
+            label=labels[int(probabilities.argmax())],
+            probabilities={label: float(p) for label, p in zip(labels, probabilities.tolist())},
+            modalities_used=[name for name, on in zip(self.names, flags) if on],
+            missing=[name for name, on in zip(self.names, flags) if not on],
+            gold=target.label,
+        )
+
+
+def predict(
+    model: "ERCModel",
+    dialogues: Sequence[Dialogue],
+    *,
+    batch_size: int = 32,
+    precision: str = "fp32",
+    device: str | torch.device | None = None,
+    media_policy: str = "zero",
+    cache_dir: str | Path | None = None,
+    max_context: int | None = None,
+) -> list[DialoguePrediction]:
+    """One ``DialoguePrediction`` per dialogue (input order), one ``UtterancePrediction`` per utterance.
+
+    ``max_context`` defaults to the model recipe's ``data.max_context``;
+    ``media_policy`` is ``zero`` (absent media -> stand-in, reported in
+    ``missing``) or ``error`` (raise ``MediaError``); ``cache_dir`` caches
+    decoded media on disk. ``precision="bf16"`` runs under autocast.
+    """
+    predictor = Predictor(
+        model, batch_size=batch_size, precision=precision, device=device,
+        media_policy=media_policy, cache_dir=cache_dir, max_context=max_context,
+    )
+    return predict_with(predictor, dialogues)
+
+
+def predict_with(predictor: Predictor, dialogues: Sequence[Dialogue]) -> list[DialoguePrediction]:
+    """``predict`` with a ready ``Predictor`` (reused by evaluation and the benchmark)."""
+    # Gold labels go around the model: make_samples would reject labels it does not know.
+    unlabelled = [Dialogue(d.id, tuple(replace(u, label=None) for u in d.utterances)) for d in dialogues]
+    samples = make_samples(unlabelled, [], max_context=predictor.max_context)
+    probabilities, present = predictor.run(samples)
+    results = [DialoguePrediction(d.id, []) for d in dialogues]
+    # make_samples emits dialogues in order, utterances in order: walk both in step.
+    row = 0
+    for result, dialogue in zip(results, dialogues):
+        for utterance in dialogue.utterances:
+            sample = samples[row]
+            sample.context = sample.context[:-1] + (utterance,)  # restore the gold label for the result
+            result.utterances.append(predictor.describe(sample, probabilities[row], present[row]))
+            row += 1
+    return results
+
+
+# --------------------------------------------------------------------- streaming
+
+
+class ConversationState:
+    """The causal history of every live dialogue, numbering speakers like ``make_samples``."""
+
+    def __init__(self, max_context: int | None):
+        self.max_context = max_context
+        self.history: dict[str, deque[tuple[Utterance, int]]] = {}
+        self.speakers: dict[str, dict[str, int]] = {}
+        self.positions: dict[str, int] = {}
+
+    def add(self, dialogue_id: str, utterance: Utterance) -> Sample:
+        """Append an utterance and return it as a sample with its context so far."""
+        history = self.history.setdefault(dialogue_id, deque(maxlen=self.max_context))
+        speakers = self.speakers.setdefault(dialogue_id, {})
+        number = speakers.setdefault(utterance.speaker, len(speakers) + 1)
+        history.append((replace(utterance, label=None), number))
+        position = self.positions.get(dialogue_id, 0)
+        self.positions[dialogue_id] = position + 1
+        return Sample(
+            dialogue_id=dialogue_id,
+            position=position,
+            context=tuple(u for u, _ in history),
+            speaker_ids=tuple(n for _, n in history),
+        )
+
+
+def parse_stream_line(line: str, where: str, media_root: Path) -> tuple[str, Utterance]:
+    """One streamed utterance: ``{"dialogue", "speaker", "text", "audio"?, "video"?, ...}``; DataError names ``where``."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{where}: invalid JSON: {error}") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    unknown = sorted(set(record) - STREAM_KEYS)
+    if unknown:
+        raise DataError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(STREAM_KEYS))}")
+    dialogue = record.get("dialogue")
+    if isinstance(dialogue, bool) or not isinstance(dialogue, (str, int)):
+        raise DataError(f"{where}: 'dialogue' (the dialogue id) must be a string or an integer")
+    for key in ("speaker", "text"):
+        if not isinstance(record.get(key), str):
+            raise DataError(f"{where}: '{key}' must be a string")
+    label = record.get("label")
+    if label is not None and not isinstance(label, str):
+        raise DataError(f"{where}: 'label' must be a string")
+    media: dict[str, Path | None] = {}
+    for key in ("audio", "video"):
+        value = record.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise DataError(f"{where}: '{key}' must be a path string")
+        media[key] = None if value is None else (media_root / value).absolute()
+    span: dict[str, float | None] = {}
+    for key in ("start", "end"):
+        value = record.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise DataError(f"{where}: '{key}' must be a non-negative number of seconds")
+        span[key] = None if value is None else float(value)
+    utterance = Utterance(
+        speaker=record["speaker"], text=record["text"], label=label, audio=media["audio"], video=media["video"],
+        start=span["start"], end=span["end"], id=None if record.get("id") is None else str(record["id"]),
+    )
+    return str(dialogue), utterance
+
+
+def predict_stream(
+    model: "ERCModel",
+    lines: Iterable[str],
+    *,
+    source: str = "<stdin>",
+    media_root: str | Path = ".",
+    on_error: Callable[[ErckitError], None] | None = None,
+    **options: Any,
+) -> Iterator[UtterancePrediction]:
+    """Yield a prediction per input line, as soon as that line is read.
+
+    Each line is one utterance (see ``parse_stream_line``); media paths are
+    relative to ``media_root``. Blank lines are ignored. A broken line raises
+    ``DataError`` naming ``source:line`` unless ``on_error`` is given, which then
+    receives the error and the line is skipped (its dialogue is unaffected).
+    ``options`` are ``predict``'s keyword options.
+    """
+    predictor = Predictor(model, **options)
+    state = ConversationState(predictor.max_context)
+    root = Path(media_root)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            dialogue_id, utterance = parse_stream_line(line, f"{source}:{number}", root)
+        except DataError as error:
+            if on_error is None:
+                raise
+            on_error(error)
+            continue
+        sample = state.add(dialogue_id, utterance)
+        probabilities, present = predictor.run([sample])
+        sample.context = sample.context[:-1] + (utterance,)  # gold label back for the result
+        yield predictor.describe(sample, probabilities[0], present[0])
+
+
+__all__ = [
+    "DialoguePrediction",
+    "Predictor",
+    "UtterancePrediction",
+    "predict",
+    "predict_stream",
+    "predict_with",
+]
