@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from erckit.data.demo import DEMO_LABELS, ensure_demo, write_demo
+from erckit.data.media import load_audio, load_frames
+from erckit.data.readers import read_jsonl_dataset
+from erckit.data.types import AudioSpec, VideoSpec
+
+SMALL = {"dialogues": {"train": 6, "dev": 2, "test": 2}}
+
+
+def test_demo_structure(demo_dir: Path) -> None:
+    assert json.loads((demo_dir / "labels.json").read_text()) == list(DEMO_LABELS)
+    assert (demo_dir / "README.txt").is_file()
+    corpus = read_jsonl_dataset(demo_dir)
+    assert corpus.labels == DEMO_LABELS and corpus.problems == []
+    assert [len(corpus.split(s)) for s in ("train", "dev", "test")] == [6, 2, 2]
+    utterances = [u for d in corpus.split("train") for u in d.utterances]
+    assert all(4 <= len(d) <= 8 for d in corpus.split("train"))
+    assert all(2 <= len({u.speaker for u in d.utterances}) <= 3 for d in corpus.split("train"))
+    first = next(u for u in utterances if u.audio is not None and u.video is not None)
+    wave = load_audio(first.audio, AudioSpec())
+    assert 0.7 * 16_000 <= wave.numel() <= 1.5 * 16_000
+    assert load_frames(first.video, VideoSpec(num_frames=4, size=64)).shape == (4, 64, 64, 3)
+
+
+def test_demo_deterministic_by_seed(tmp_path: Path) -> None:
+    write_demo(tmp_path / "a", seed=3, **SMALL)
+    write_demo(tmp_path / "b", seed=3, **SMALL)
+    write_demo(tmp_path / "c", seed=4, **SMALL)
+    for split in ("train", "dev", "test"):
+        a = (tmp_path / "a" / f"{split}.jsonl").read_bytes()
+        assert a == (tmp_path / "b" / f"{split}.jsonl").read_bytes()
+    assert (tmp_path / "a" / "train.jsonl").read_bytes() != (tmp_path / "c" / "train.jsonl").read_bytes()
+    assert (tmp_path / "a" / "media" / "train000_0.wav").read_bytes() == (tmp_path / "b" / "media" / "train000_0.wav").read_bytes()
+
+
+def test_demo_signals_and_missing_modalities(tmp_path: Path) -> None:
+    summary = write_demo(tmp_path, seed=0)  # the full-size default
+    assert summary.seconds < 15
+    total = sum(summary.utterances.values())
+    assert 0.25 < summary.ambiguous / total < 0.45
+    assert summary.without_audio > 0 and summary.without_video > 0
+    assert set(summary.labels) == set(DEMO_LABELS) and min(summary.labels.values()) > 0
+
+
+def test_ensure_demo_generates_once_and_protects_other_dirs(tmp_path: Path) -> None:
+    import pytest
+
+    from erckit.errors import DataError
+
+    root = ensure_demo(tmp_path / "demo", seed=1, **SMALL)
+    stamp = (root / "train.jsonl").stat().st_mtime_ns
+    assert ensure_demo(tmp_path / "demo", seed=1, **SMALL) == root
+    assert (root / "train.jsonl").stat().st_mtime_ns == stamp
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match="not an erckit demo"):
+        ensure_demo(tmp_path / "mine")
+    with pytest.raises(DataError, match="other settings"):
+        ensure_demo(tmp_path / "demo", seed=2, **SMALL)
