@@ -292,6 +292,7 @@ class Trainer:
                 break
             started = time.perf_counter()
             train_loss, seen = self.train_epoch(stage, name, epoch, wrapped, objective, train_source, optimizer, scheduler, scaler, state)
+            train_seconds = time.perf_counter() - started
             dev = self.evaluate_source(objective, dev_source)
             state.epoch = epoch + 1
             improved = state.best_metric is None or dev["dev/selection"] > state.best_metric
@@ -305,7 +306,7 @@ class Trainer:
             elapsed = time.perf_counter() - started
             row = {
                 "stage": name, "epoch": epoch + 1, "step": state.step, "train/loss": train_loss,
-                "train/samples_per_s": seen / max(elapsed, 1e-9), **dev, "best": improved, "seconds": elapsed,
+                "train/samples_per_s": seen / max(train_seconds, 1e-9), **dev, "best": improved, "seconds": elapsed,
             }
             state.history.append(row)
             if self.runtime.is_main:
