@@ -32,6 +32,7 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
     raw = read_with_extends(path)
     problems: list[str] = []
     raw = substitute_variables(raw, problems)
+    _name_stages(raw)  # before --set, so stages.<default name>.key addresses an unnamed stage
     overridden = apply_overrides(raw, list(overrides), problems)
     if problems:
         raise RecipeError(str(path), problems)
