@@ -189,7 +189,9 @@ def validate(raw: dict[str, Any], source: str, overridden: set[str] = frozenset(
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as error:
-        raise RecipeError(source, [_describe(item, raw, overridden) for item in error.errors()]) from None
+        problems = [_describe(item, raw, overridden) for item in error.errors()]
+        # Report component problems too, so one check lists everything.
+        raise RecipeError(source, problems + check_raw_components(raw)) from None
     problems = check_references(recipe) + check_components(recipe)
     if problems:
         raise RecipeError(source, problems)
@@ -323,6 +325,41 @@ def check_components(recipe: Recipe) -> list[str]:
         if isinstance(stage, DistillStage):
             for i, loss in enumerate(stage.losses):
                 _check_table(check, registry.distillers, loss, f"stages -> {stage.name} -> losses -> {i}")
+    return problems
+
+
+def check_raw_components(raw: dict[str, Any]) -> list[str]:
+    """``check_components`` on the raw TOML data, for recipes that failed schema validation.
+
+    Tables whose shape is wrong are skipped: the schema error already names them.
+    """
+    from .. import registry
+
+    problems: list[str] = []
+
+    def check(kind: registry.Registry, table: Any, path: str, key: str, reserved: Iterable[str]) -> None:
+        if not isinstance(table, dict) or not isinstance(table.get(key), str):
+            return
+        try:
+            factory = kind.get(table[key])
+        except UnknownComponentError as error:
+            problems.append(f"{path} -> {key}: {error}")
+            return
+        args = {k: v for k, v in table.items() if k not in reserved}
+        problems.extend(check_args(factory, table[key], args, path)[1])
+
+    check(registry.datasets, raw.get("data"), "data", "dataset", schema.DATA_RESERVED)
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    encoders = model.get("encoders")
+    for name, table in (encoders.items() if isinstance(encoders, dict) else []):
+        check(registry.encoders, table, f"model -> encoders -> {name}", "factory", {"factory"})
+    check(registry.fusers, model.get("fuser"), "model -> fuser", "factory", {"factory"})
+    stages = raw.get("stages")
+    for i, stage in enumerate(stages if isinstance(stages, list) else []):
+        if isinstance(stage, dict) and stage.get("kind") == "distill" and isinstance(stage.get("losses"), list):
+            for j, loss in enumerate(stage["losses"]):
+                where = f"stages -> {stage.get('name') or i} -> losses -> {j}"
+                check(registry.distillers, loss, where, "factory", set(schema.DistillLoss.model_fields))
     return problems
 
 
