@@ -1,30 +1,334 @@
-"""``erckit predict MODEL_DIR DIALOGUES``: label every utterance of a dialogue JSONL file (or stdin)."""
+"""``erckit predict MODEL_DIR DIALOGUES``: label every utterance of a dialogue JSONL file (or stdin).
+
+Batch mode reads the whole input first: a broken line stops the command
+(exit 1, naming ``file:line``) before any output is written, unless
+``--skip-errors``. Output files are written atomically (temp file + rename).
+Streaming mode (``-``) answers each stdin line as it arrives and flushes it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
+
+from ..errors import DataError, ErckitError
+from . import console as ui
+
+if TYPE_CHECKING:
+    from ..data.types import Dialogue
+    from ..predict import DialoguePrediction, UtterancePrediction
 
 FORMATS = ("jsonl", "csv", "table")
+PROBABILITY_DIGITS = 6
+# Colours for the labels of MELD, IEMOCAP and EmoryNLP; other labels cycle through FALLBACK_COLOURS.
+EMOTION_COLOURS = {
+    "neutral": "white", "joy": "bright_yellow", "happy": "bright_yellow", "happiness": "bright_yellow",
+    "excited": "yellow", "joyful": "bright_yellow", "surprise": "cyan", "sadness": "blue", "sad": "blue",
+    "anger": "red", "angry": "red", "frustrated": "dark_orange", "fear": "magenta", "scared": "magenta",
+    "disgust": "green", "peaceful": "bright_green", "powerful": "bright_magenta", "mad": "red",
+}
+FALLBACK_COLOURS = ("bright_cyan", "bright_blue", "bright_red", "orchid", "spring_green2", "gold1")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "predict", help="predict the emotion of every utterance of a dialogue JSONL file (or '-' for live stdin)",
         description="Predict the emotion of every utterance. DIALOGUES is a dialogue JSONL file, or '-' to "
-        "read utterances one JSON object per line from stdin and answer each as it arrives.",
+        "read utterances one JSON object per line from stdin ({\"dialogue\", \"speaker\", \"text\", "
+        "\"audio\"?, \"video\"?}) and answer each as it arrives.",
     )
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="model directory (or a run directory holding model/)")
     parser.add_argument("dialogues", metavar="DIALOGUES", help="dialogue JSONL file, or '-' for streaming stdin")
-    parser.add_argument("-o", "--output", help="output file (default: stdout)")
+    parser.add_argument("-o", "--output", help="output file (default: stdout); written atomically")
     parser.add_argument("--format", choices=FORMATS, default="jsonl", help="output format (default jsonl)")
-    parser.add_argument("--batch-size", type=int, default=32, help="utterances per batch (default 32)")
+    parser.add_argument("--batch-size", type=_positive, default=32, help="utterances per batch (default 32)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="compute precision (default fp32)")
-    parser.add_argument("--device", help="torch device (default: cpu)")
-    parser.add_argument("--skip-errors", action="store_true", help="skip broken input lines (reported) instead of failing")
+    parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
+    parser.add_argument("--skip-errors", action="store_true", help="skip broken input lines (each reported) instead of failing")
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..errors import ErckitError
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
-    raise ErckitError("erckit predict is not implemented yet")
+
+def run(args: argparse.Namespace) -> int:
+    from ..model import resolve_model_dir
+
+    output = _check_output(args.output)
+    resolve_model_dir(args.model_dir)  # fail fast on a wrong directory, before reading the input
+    if args.dialogues == "-":
+        return _run_stream(args, output)
+    data = read_dialogue_file(Path(args.dialogues), skip_errors=args.skip_errors)
+    for problem in data.problems[:20]:
+        ui.warning(problem)
+    model = _load_model(args)
+    predictions = model.predict(
+        [d for _, d in data.records], batch_size=args.batch_size, precision=args.precision, device=args.device
+    )
+    if args.format == "table":
+        _write(output, lambda handle: write_table(handle, predictions, model.labels, to_terminal=output is None))
+    elif args.format == "csv":
+        _write(output, lambda handle: write_csv(handle, predictions, model.labels))
+    else:
+        _write(output, lambda handle: write_jsonl(handle, data.records, predictions))
+    _report_missing(predictions)
+    for skipped in data.skipped:
+        ui.warning(f"skipped {skipped}")
+    if data.skipped:
+        ui.warning(f"{len(data.skipped)} input line(s) skipped (--skip-errors)")
+    return 0
+
+
+# ------------------------------------------------------------------- input
+
+
+@dataclass
+class DialogueFile:
+    """A dialogue JSONL file: (raw record, parsed dialogue) per good line, plus what went wrong."""
+
+    records: list[tuple[dict[str, Any], "Dialogue"]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "file:line: reason" of each skipped line
+    problems: list[str] = field(default_factory=list)  # tolerated issues (missing media files)
+
+
+def read_dialogue_file(path: Path, *, skip_errors: bool = False) -> DialogueFile:
+    """Read every line; the first broken one raises ``DataError`` (``file:line: ...``) unless ``skip_errors``.
+
+    Lines are checked exactly as ``erckit.data.readers.read_dialogue_jsonl``
+    does (same per-line parser), except that gold labels are free strings.
+    """
+    from ..data.readers.jsonl import _dialogue  # the reader's per-line parser; keeps one definition of the format
+
+    path = path.expanduser().absolute()
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    result = DialogueFile()
+    first_line: dict[str, int] = {}
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                record, dialogue = _parse_line(raw, path, number, result.problems, _dialogue)
+                if dialogue.id in first_line:
+                    raise DataError(f"{path}:{number}: duplicate dialogue id {dialogue.id!r} (first on line {first_line[dialogue.id]})")
+            except DataError as error:
+                if not skip_errors:
+                    raise
+                result.skipped.append(str(error))
+                continue
+            if record is None:
+                continue
+            first_line[dialogue.id] = number
+            result.records.append((record, dialogue))
+    return result
+
+
+def _parse_line(raw: bytes, path: Path, number: int, problems: list[str], parse: Callable[..., "Dialogue"]) -> tuple[Any, Any]:
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}:{number}: not UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1})") from None
+    if not line.strip():
+        return None, None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}:{number}: invalid JSON: {error}") from None
+    return record, parse(record, path, number, None, None, problems)
+
+
+# ------------------------------------------------------------------ output
+
+
+def _check_output(output: str | None) -> Path | None:
+    """The output path (None: stdout); its directory must exist, so the run never fails at the very end."""
+    if output is None or output == "-":
+        return None
+    path = Path(output).expanduser()
+    if path.is_dir():
+        raise ErckitError(f"output {path} is a directory; give a file name")
+    if not path.absolute().parent.is_dir():
+        raise ErckitError(f"output directory {path.absolute().parent} does not exist (for {path})")
+    return path
+
+
+def _write(output: Path | None, write: Callable[[IO[str]], None]) -> None:
+    """Write to stdout, or to a temp file beside ``output`` renamed over it when complete."""
+    if output is None:
+        write(sys.stdout)
+        sys.stdout.flush()
+        return
+    descriptor, temp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.absolute().parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+            write(handle)
+        os.replace(temp, output)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    ui.console.print(f"[green]wrote[/] {output}")
+
+
+def prediction_fields(prediction: "UtterancePrediction") -> dict[str, Any]:
+    """What predict adds to an input utterance object."""
+    return {
+        "prediction": prediction.label,
+        "probabilities": {k: round(v, PROBABILITY_DIGITS) for k, v in prediction.probabilities.items()},
+        "modalities": prediction.modalities_used,
+        "missing": prediction.missing,
+    }
+
+
+def write_jsonl(handle: IO[str], records: list[tuple[dict[str, Any], "Dialogue"]], predictions: list["DialoguePrediction"]) -> None:
+    """The input dialogues, each utterance object extended with ``prediction_fields``."""
+    for (record, dialogue), result in zip(records, predictions):
+        out = {"id": dialogue.id, **record}  # the id first, also when the input left it implicit
+        out["utterances"] = [
+            {**turn, **prediction_fields(p)} for turn, p in zip(record["utterances"], result.utterances)
+        ]
+        handle.write(json.dumps(out, ensure_ascii=False) + "\n")
+
+
+def csv_header(labels: list[str]) -> list[str]:
+    return ["dialogue", "position", "speaker", "text", "gold", "prediction", "confidence",
+            *(f"p_{label}" for label in labels), "modalities", "missing"]
+
+
+def csv_row(p: "UtterancePrediction", labels: list[str]) -> list[Any]:
+    return [p.dialogue_id, p.position, p.speaker, p.text, p.gold or "", p.label, round(p.confidence, PROBABILITY_DIGITS),
+            *(round(p.probabilities[label], PROBABILITY_DIGITS) for label in labels),
+            ";".join(p.modalities_used), ";".join(p.missing)]
+
+
+def write_csv(handle: IO[str], predictions: list["DialoguePrediction"], labels: list[str]) -> None:
+    writer = csv.writer(handle)
+    writer.writerow(csv_header(labels))
+    for dialogue in predictions:
+        for p in dialogue.utterances:
+            writer.writerow(csv_row(p, labels))
+
+
+def emotion_style(label: str, labels: list[str]) -> str:
+    known = EMOTION_COLOURS.get(label.lower())
+    if known is not None:
+        return known
+    return FALLBACK_COLOURS[labels.index(label) % len(FALLBACK_COLOURS)] if label in labels else "white"
+
+
+def write_table(handle: IO[str], predictions: list["DialoguePrediction"], labels: list[str], *, to_terminal: bool) -> None:
+    """A rich table, one row per utterance, the prediction coloured by emotion."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    has_gold = any(p.gold is not None for d in predictions for p in d.utterances)
+    has_missing = any(p.missing for d in predictions for p in d.utterances)
+    table = Table(show_header=True, header_style="bold", show_lines=False)
+    for name, justify in (("dialogue", "left"), ("#", "right"), ("speaker", "left"), ("text", "left"),
+                          ("prediction", "left"), ("p", "right")):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    if has_gold:
+        table.add_column("gold")
+    if has_missing:
+        table.add_column("missing")
+    for dialogue in predictions:
+        for p in dialogue.utterances:
+            row: list[Any] = [dialogue.id, str(p.position), p.speaker, Text(p.text),
+                              Text(p.label, style=f"bold {emotion_style(p.label, labels)}"), f"{p.confidence:.2f}"]
+            if has_gold:
+                row.append(Text(p.gold or "", style="green" if p.gold == p.label else "dim"))
+            if has_missing:
+                row.append(", ".join(p.missing))
+            table.add_row(*row)
+    console = ui.out if to_terminal else Console(file=handle, width=160, no_color=True, highlight=False)
+    console.print(table)
+
+
+def _report_missing(predictions: list["DialoguePrediction"]) -> None:
+    counts: dict[str, int] = {}
+    for dialogue in predictions:
+        for p in dialogue.utterances:
+            for name in p.missing:
+                counts[name] = counts.get(name, 0) + 1
+    for name, count in sorted(counts.items()):
+        ui.warning(f"{count} utterance(s) predicted without {name} (absent or unreadable; see 'missing' in the output)")
+
+
+# --------------------------------------------------------------- streaming
+
+
+def _run_stream(args: argparse.Namespace, output: Path | None) -> int:
+    """Answer each stdin line as it arrives. Output is written and flushed line by line (not atomic: it is live)."""
+    from ..predict import predict_stream
+
+    model = _load_model(args)
+    skipped: list[str] = []
+
+    def on_error(error: ErckitError) -> None:
+        skipped.append(str(error))
+        ui.warning(f"skipped {error}")
+
+    lines: Iterator[str] = iter(sys.stdin.readline, "")  # readline, not iteration: no read-ahead on a live pipe
+    stream = predict_stream(
+        model, lines, on_error=on_error if args.skip_errors else None,
+        batch_size=args.batch_size, precision=args.precision, device=args.device,
+    )
+    handle = sys.stdout if output is None else output.open("w", encoding="utf-8", newline="")
+    try:
+        _stream_out(handle, stream, model.labels, args.format)
+    finally:
+        if handle is not sys.stdout:
+            handle.close()
+    if skipped:
+        ui.warning(f"{len(skipped)} input line(s) skipped (--skip-errors)")
+    return 0
+
+
+def _stream_out(handle: IO[str], stream: Iterator["UtterancePrediction"], labels: list[str], format: str) -> None:
+    writer = csv.writer(handle) if format == "csv" else None
+    if writer is not None:
+        writer.writerow(csv_header(labels))
+        handle.flush()
+    for p in stream:
+        if writer is not None:
+            writer.writerow(csv_row(p, labels))
+        elif format == "table":  # a live conversation has no end to size a table by: one coloured line each
+            from rich.markup import escape
+
+            line = (f"{escape(p.dialogue_id)} #{p.position} {escape(p.speaker)}: "
+                    f"[bold {emotion_style(p.label, labels)}]{p.label}[/] ({p.confidence:.2f})")
+            ui.out.print(line) if handle is sys.stdout else handle.write(_plain(line) + "\n")
+        else:
+            record = {"dialogue": p.dialogue_id, "position": p.position, "speaker": p.speaker, "text": p.text}
+            if p.gold is not None:
+                record["label"] = p.gold
+            handle.write(json.dumps({**record, **prediction_fields(p)}, ensure_ascii=False) + "\n")
+        handle.flush()
+
+
+def _plain(markup: str) -> str:
+    from rich.text import Text
+
+    return Text.from_markup(markup).plain
+
+
+def _load_model(args: argparse.Namespace) -> Any:
+    from ..model import ERCModel
+
+    return ERCModel.from_pretrained(args.model_dir)
+
+
+__all__ = ["add_parser", "read_dialogue_file", "write_csv", "write_jsonl", "write_table", "emotion_style"]
