@@ -15,8 +15,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..plugins import failed_plugins, loaded_plugins
+    import warnings
 
+    from ..plugins import PluginLoadWarning, failed_plugins, load_plugins, loaded_plugins
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PluginLoadWarning)  # failures are listed below, once each
+        load_plugins()
     table = Table(title="erckit plugins", title_justify="left")
     for column in ("plugin", "package", "version", "source"):
         table.add_column(column)
