@@ -34,9 +34,13 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
     raw = substitute_variables(raw, problems)
     _name_stages(raw)  # before --set, so stages.<default name>.key addresses an unnamed stage
     overridden = apply_overrides(raw, list(overrides), problems)
+    try:
+        recipe = validate(raw, str(path), overridden)
+    except RecipeError as error:
+        raise RecipeError(str(path), problems + error.problems) from None
     if problems:
         raise RecipeError(str(path), problems)
-    return validate(raw, str(path), overridden)
+    return recipe
 
 
 def read_toml(path: Path) -> dict[str, Any]:
