@@ -1,0 +1,87 @@
+"""Registries: lookups, helpful unknown-name errors, name rules, no silent replacement."""
+
+from __future__ import annotations
+
+import pytest
+
+from erckit import registry
+from erckit.errors import ErckitError, UnknownComponentError
+
+
+def test_get_returns_the_registered_factory():
+    factory = registry.encoders.get("telme.RobertaTeacher.v1")
+    assert callable(factory)
+    assert factory.__module__.startswith("erckit_telme")
+    assert registry.encoders.origins["telme.RobertaTeacher.v1"].package.startswith("erckit-telme")
+
+
+def test_every_registry_has_builtins():
+    assert "erckit.ConcatFuser.v1" in registry.fusers.names()
+    assert "erckit.KLDistill.v1" in registry.distillers.names()
+    assert "erckit.Demo.v1" in registry.datasets.names()
+    assert "erckit.LogMelAudio.v1" in registry.encoders.names()
+
+
+def test_entry_point_only_component_is_registered():
+    """example.BagOfWords.v1 exists only as an ``erckit_encoders`` entry point."""
+    assert "example.BagOfWords.v1" in registry.encoders.names()
+    origin = registry.encoders.origins["example.BagOfWords.v1"]
+    assert origin.plugin == "entry point erckit_encoders"
+    assert origin.package.startswith("erckit-example")
+
+
+def test_unknown_name_lists_available_and_suggests_install():
+    with pytest.raises(UnknownComponentError) as info:
+        registry.encoders.get("acme.Whisper.v1")
+    message = str(info.value)
+    assert "acme.Whisper.v1" in message
+    assert "telme.RobertaTeacher.v1" in message and "erckit.LogMelAudio.v1" in message
+    assert "pip install erckit-acme" in message
+    assert isinstance(info.value, ErckitError)
+
+
+def test_misspelled_name_gets_a_did_you_mean():
+    with pytest.raises(UnknownComponentError, match="Did you mean 'erckit.ConcatFuser.v1'"):
+        registry.fusers.get("erckit.ConcatFusser.v1")
+
+
+@pytest.mark.parametrize("name", ["ConcatFuser", "erckit.ConcatFuser", "Erckit.X.v1", "erckit.X.1", "a.b.c.v1", "erckit..v1"])
+def test_invalid_names_are_refused(name):
+    with pytest.raises(ErckitError, match="invalid"):
+        registry.fusers.register(name, func=lambda: None)
+
+
+def test_reregistering_a_name_with_another_function_is_refused():
+    existing = registry.fusers.get("erckit.ConcatFuser.v1")
+    with pytest.raises(ErckitError, match="already registered"):
+        registry.fusers.register("erckit.ConcatFuser.v1", func=lambda num_classes: None)
+    # registering the very same function again is harmless
+    registry.fusers.register("erckit.ConcatFuser.v1", func=existing)
+    assert registry.fusers.get("erckit.ConcatFuser.v1") is existing
+
+
+def test_register_as_decorator_and_lookup():
+    name = "testns.Decorated.v1"
+
+    @registry.distillers.register(name)
+    def decorated(temperature: float = 1.0):
+        """A test distiller."""
+
+    try:
+        assert registry.distillers.get(name) is decorated
+        assert name in registry.distillers.names()
+    finally:
+        import catalogue
+
+        catalogue.REGISTRY.pop((*registry.distillers.namespace, name), None)
+        registry.distillers.origins.pop(name, None)
+
+
+def test_get_registry_and_find_component():
+    assert registry.get_registry("fusers") is registry.fusers
+    with pytest.raises(ErckitError, match="encoders, distillers, fusers, datasets"):
+        registry.get_registry("optimisers")
+    kind, factory = registry.find_component("erckit.KLDistill.v1")
+    assert kind is registry.distillers and callable(factory)
+    with pytest.raises(UnknownComponentError, match="Available: "):
+        registry.find_component("nope.Nothing.v1")
