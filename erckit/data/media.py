@@ -21,6 +21,7 @@ truncated container, no audio/video stream, nothing decodable in the span
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -65,7 +66,6 @@ def load_audio(
     import av
     import numpy as np
     import torch
-    import torchaudio.functional as AF
 
     path = _existing(path)
     _check_span(path, start, end)
@@ -115,7 +115,7 @@ def load_audio(
         raise MediaError(path, "zero-length audio" + _span_text(start, end))
     wave = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
     if rate != spec.sample_rate:
-        wave = AF.resample(wave, int(rate), spec.sample_rate)
+        wave = _resampler(int(rate), spec.sample_rate)(wave)
     if spec.max_seconds is not None:
         wave = wave[: int(round(spec.max_seconds * spec.sample_rate))]
     return wave.contiguous()
@@ -226,6 +226,19 @@ def _target_size(width: int, height: int, size: int | None) -> tuple[int, int]:
     if width <= height:
         return size, max(1, round(height * size / width))
     return max(1, round(width * size / height)), size
+
+
+@functools.lru_cache(maxsize=16)
+def _resampler(orig: int, new: int) -> Any:
+    """torchaudio's sinc resampler for a rate pair, kernel built once.
+
+    Same result as ``torchaudio.functional.resample(wave, orig, new)``, which
+    rebuilds the kernel on every call: that costs more than the filtering itself
+    (e.g. 44.1 -> 16 kHz), so it is kept per process.
+    """
+    import torchaudio
+
+    return torchaudio.transforms.Resample(orig, new)
 
 
 def _mono(samples: Any) -> Any:
