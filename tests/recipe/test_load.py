@@ -1,0 +1,354 @@
+"""Recipe loading: extends, ${VAR}, --set, schema and component validation, all errors at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from erckit.errors import ErckitError, RecipeError, UsageError
+from erckit.recipe import DistillStage, FuseStage, SupervisedStage, load_recipe, parse_override
+
+RECIPE = """\
+# erckit train recipe.toml
+[data]
+dataset = "erckit.Demo.v1"
+root = "${ERCKIT_TEST_ROOT:-demo-data}"
+media_policy = "zero"
+
+[model.encoders.text]
+factory = "example.BagOfWords.v1"
+dim = 16
+
+[model.encoders.audio]
+factory = "erckit.LogMelAudio.v1"
+dim = 32
+
+[model.fuser]
+factory = "erckit.ConcatFuser.v1"
+
+[[stages]]
+name = "teacher"
+kind = "supervised"
+encoders = ["text"]
+epochs = 2
+
+[[stages]]
+kind = "distill"
+teacher = "text"
+students = ["audio"]
+losses = [{ factory = "erckit.KLDistill.v1", temperature = 3.0 }]
+
+[[stages]]
+kind = "fuse"
+"""
+
+
+@pytest.fixture
+def recipe_file(tmp_path: Path) -> Path:
+    path = tmp_path / "recipe.toml"
+    path.write_text(RECIPE)
+    return path
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def problems_of(path: Path, overrides=()) -> list[str]:
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path, overrides)
+    assert info.value.source == str(path)
+    return info.value.problems
+
+
+def test_valid_recipe_loads_with_defaults(recipe_file: Path, monkeypatch):
+    monkeypatch.delenv("ERCKIT_TEST_ROOT", raising=False)
+    recipe = load_recipe(recipe_file)
+    assert recipe.data.dataset == "erckit.Demo.v1"
+    assert recipe.data.args == {"root": "demo-data", "seed": 0, "labels": None}  # factory defaults filled in
+    assert recipe.data.media_policy == "zero" and recipe.data.num_workers == 0
+    assert list(recipe.model.encoders) == ["text", "audio"]
+    assert recipe.anchor == "text"
+    assert recipe.model.encoders["text"].args == {"buckets": 1024, "dim": 16, "context": False}
+    assert recipe.model.fuser is not None and recipe.model.fuser.args["hidden"] == 256
+    assert [s.name for s in recipe.stages] == ["teacher", "distill", "fuse"]
+    teacher, distill, fuse = recipe.stages
+    assert isinstance(teacher, SupervisedStage) and teacher.epochs == 2 and teacher.lr == 1e-5
+    assert isinstance(distill, DistillStage) and distill.losses[0].args == {"temperature": 3.0}
+    assert distill.losses[0].weight == 1.0
+    assert isinstance(fuse, FuseStage) and fuse.encoders is None
+    assert recipe.runtime.device == "auto"
+
+
+def test_environment_variables(recipe_file: Path, monkeypatch):
+    monkeypatch.setenv("ERCKIT_TEST_ROOT", "/data/elsewhere")
+    assert load_recipe(recipe_file).data.args["root"] == "/data/elsewhere"
+
+
+def test_environment_variable_without_default_must_be_set(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("ERCKIT_TEST_UNSET", raising=False)
+    path = write(tmp_path, "r.toml", RECIPE.replace("${ERCKIT_TEST_ROOT:-demo-data}", "${ERCKIT_TEST_UNSET}/x"))
+    problems = problems_of(path)
+    assert len(problems) == 1
+    assert problems[0].startswith("data -> root:") and "ERCKIT_TEST_UNSET is not set" in problems[0]
+    monkeypatch.setenv("ERCKIT_TEST_UNSET", "/mnt")
+    assert load_recipe(path).data.args["root"] == "/mnt/x"
+
+
+def test_extends_merges_tables_and_replaces_arrays(tmp_path: Path, recipe_file: Path):
+    child = write(tmp_path, "child.toml", """
+extends = "recipe.toml"
+seed = 7
+[model.encoders.text]
+dim = 4
+[[stages]]
+kind = "supervised"
+encoders = ["text"]
+""")
+    recipe = load_recipe(child)
+    assert recipe.seed == 7
+    assert recipe.model.encoders["text"].factory == "example.BagOfWords.v1"  # inherited
+    assert recipe.model.encoders["text"].args["dim"] == 4  # overridden
+    assert "audio" in recipe.model.encoders
+    assert [s.name for s in recipe.stages] == ["supervised"]  # arrays replace
+
+
+def test_extends_relative_to_the_extending_file(tmp_path: Path, recipe_file: Path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    child = write(sub, "child.toml", 'extends = "../recipe.toml"\n')
+    assert load_recipe(child).data.dataset == "erckit.Demo.v1"
+
+
+def test_extends_cycle(tmp_path: Path):
+    a = write(tmp_path, "a.toml", 'extends = "b.toml"\n')
+    write(tmp_path, "b.toml", 'extends = "a.toml"\n')
+    problems = problems_of(a)
+    assert len(problems) == 1 and "cycle" in problems[0]
+    assert "a.toml" in problems[0] and "b.toml" in problems[0]
+
+
+def test_extends_missing_parent(tmp_path: Path):
+    a = write(tmp_path, "a.toml", 'extends = "nowhere.toml"\n')
+    assert "nowhere.toml does not exist" in problems_of(a)[0]
+
+
+def test_missing_file(tmp_path: Path):
+    with pytest.raises(ErckitError, match="recipe file not found: .*absent.toml"):
+        load_recipe(tmp_path / "absent.toml")
+
+
+def test_toml_syntax_error_points_at_the_line(tmp_path: Path):
+    path = write(tmp_path, "bad.toml", '[data]\ndataset = "erckit.Demo.v1"\nroot = \n')
+    problems = problems_of(path)
+    assert len(problems) == 1
+    assert "TOML syntax error" in problems[0] and "line 3" in problems[0]
+    assert "3 | root =" in problems[0]
+
+
+def test_set_overrides_are_typed_and_address_stages_by_name(recipe_file: Path):
+    recipe = load_recipe(recipe_file, [
+        "stages.teacher.epochs=3",
+        "stages.distill.lr=1e-4",          # an unnamed stage, addressed by its default name (its kind)
+        "stages.2.batch_size=4",            # or by position
+        "model.encoders.text.context=true",
+        "data.root=/x/y",                  # a bare word is a string
+        "runtime.device=cpu",
+    ])
+    assert recipe.stage("teacher").epochs == 3
+    assert recipe.stage("distill").lr == 1e-4
+    assert recipe.stage("fuse").batch_size == 4
+    assert recipe.model.encoders["text"].args["context"] is True
+    assert recipe.data.args["root"] == "/x/y"
+    assert recipe.runtime.device == "cpu"
+
+
+def test_set_can_set_lists(recipe_file: Path):
+    recipe = load_recipe(recipe_file, ['data.labels=["a", "b"]'])
+    assert recipe.data.labels == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("stages.teacher.epocs=3", "stages -> teacher -> epocs: unknown key (from --set). Did you mean 'epochs'?"),
+        ("nope=1", "nope: unknown key (from --set)"),
+        ("stages.nope.epochs=3", "no item 'nope' at stages.nope (have: teacher, distill, fuse)"),
+        ("model.encoders.text.dimm=3", "model -> encoders -> text -> dimm: unknown argument of example.BagOfWords.v1. Did you mean 'dim'?"),
+        ("stages.teacher.epochs=ten", "stages -> teacher -> epochs: Input should be a valid integer"),
+        ("stages.teacher.epochs.x=1", "stages.teacher.epochs is not a table"),
+    ],
+)
+def test_set_on_a_key_that_does_not_exist_or_wrong_type(recipe_file: Path, override: str, expected: str):
+    problems = problems_of(recipe_file, [override])
+    assert len(problems) == 1
+    assert expected in problems[0]
+
+
+@pytest.mark.parametrize("item", ["stages.teacher.epochs", "=3", ""])
+def test_malformed_set_is_a_usage_error(item: str):
+    with pytest.raises(UsageError) as info:
+        parse_override(item)
+    assert info.value.exit_code == 2
+
+
+def test_parse_override_reads_toml_literals():
+    assert parse_override("a.b=3") == (["a", "b"], 3)
+    assert parse_override("a=1.5") == (["a"], 1.5)
+    assert parse_override("a=false") == (["a"], False)
+    assert parse_override('a="3"') == (["a"], "3")
+    assert parse_override("a=[1, 2]") == (["a"], [1, 2])
+    assert parse_override("a=hello world") == (["a"], "hello world")
+    assert parse_override("a=x=y") == (["a"], "x=y")
+
+
+def test_unknown_component_lists_available_names(tmp_path: Path):
+    path = write(tmp_path, "r.toml", RECIPE.replace("erckit.ConcatFuser.v1", "acme.Fancy.v1"))
+    problems = problems_of(path)
+    assert len(problems) == 1
+    assert problems[0].startswith("model -> fuser -> factory: unknown fuser 'acme.Fancy.v1'")
+    assert "erckit.ConcatFuser.v1" in problems[0] and "telme.ASF.v1" in problems[0]
+    assert "pip install erckit-acme" in problems[0]
+
+
+def test_unknown_dataset(tmp_path: Path):
+    path = write(tmp_path, "r.toml", RECIPE.replace("erckit.Demo.v1", "erckit.Demo.v9"))
+    problems = problems_of(path)
+    assert problems[0].startswith("data -> dataset: unknown dataset 'erckit.Demo.v9'")
+    assert "erckit.Demo.v1" in problems[0]
+
+
+def test_misspelled_key(tmp_path: Path):
+    path = write(tmp_path, "r.toml", RECIPE.replace("epochs = 2", "epoch = 2"))
+    assert problems_of(path) == ["stages -> teacher -> epoch: unknown key. Did you mean 'epochs'?"]
+
+
+def test_misspelled_component_argument(tmp_path: Path):
+    path = write(tmp_path, "r.toml", RECIPE.replace("temperature = 3.0", "temprature = 3.0"))
+    problems = problems_of(path)
+    assert len(problems) == 1
+    assert problems[0].startswith("stages -> distill -> losses -> 0 -> temprature: unknown argument of erckit.KLDistill.v1")
+    assert "Did you mean 'temperature'?" in problems[0]
+
+
+def test_wrong_type(tmp_path: Path):
+    path = write(tmp_path, "r.toml", RECIPE.replace("epochs = 2", 'epochs = "ten"'))
+    problems = problems_of(path)
+    assert len(problems) == 1
+    assert problems[0].startswith("stages -> teacher -> epochs: Input should be a valid integer")
+    assert "'ten'" in problems[0]
+
+
+def test_wrong_type_of_component_argument(tmp_path: Path):
+    path = write(tmp_path, "r.toml", RECIPE.replace("dim = 16", 'dim = "big"'))
+    problems = problems_of(path)
+    assert problems == [p for p in problems if p.startswith("model -> encoders -> text -> dim:")]
+    assert len(problems) == 1
+
+
+def test_missing_required_key(tmp_path: Path):
+    path = write(tmp_path, "r.toml", RECIPE.replace('teacher = "text"\n', ""))
+    assert problems_of(path) == ["stages -> distill -> teacher: required key is missing"]
+
+
+def test_missing_required_component_argument(tmp_path: Path):
+    path = write(tmp_path, "r.toml", RECIPE.replace('"erckit.Demo.v1"\nroot = "${ERCKIT_TEST_ROOT:-demo-data}"', '"erckit.DialogueJSONL.v1"'))
+    problems = problems_of(path)
+    assert problems == ["data -> root: missing required argument of erckit.DialogueJSONL.v1"]
+
+
+def test_injected_argument_cannot_be_set(tmp_path: Path):
+    path = write(tmp_path, "r.toml", RECIPE.replace("dim = 16", "num_classes = 3"))
+    problems = problems_of(path)
+    assert problems == ["model -> encoders -> text -> num_classes: set by erckit, not by the recipe (example.BagOfWords.v1)"]
+
+
+def test_unknown_stage_kind(tmp_path: Path):
+    path = write(tmp_path, "r.toml", RECIPE.replace('kind = "fuse"', 'kind = "fusion"'))
+    problems = problems_of(path)
+    assert len(problems) == 1 and "stage kind must be one of supervised, distill, fuse" in problems[0]
+
+
+def test_cross_references(tmp_path: Path):
+    text = RECIPE.replace('students = ["audio"]', 'students = ["video", "text"]').replace(
+        '[[stages]]\nkind = "fuse"\n', '[[stages]]\nkind = "fuse"\nencoders = ["text", "visual"]\n'
+    )
+    problems = problems_of(write(tmp_path, "r.toml", text + '\n[runtime]\ndevice = "cpu"\n'))
+    joined = "\n".join(problems)
+    assert "stages -> distill -> students: the model has no encoder 'video' (have: text, audio)" in joined
+    assert "stages -> distill -> students: 'text' cannot distil from itself" in joined
+    assert "stages -> fuse -> encoders: the model has no encoder 'visual'" in joined
+
+
+def test_fuse_stage_needs_trained_encoders_or_a_reason(tmp_path: Path):
+    text = RECIPE.split("[[stages]]")[0] + '[[stages]]\nkind = "fuse"\n'
+    problems = problems_of(write(tmp_path, "r.toml", text))
+    assert len(problems) == 1 and "no earlier stage trained" in problems[0]
+    ok = write(tmp_path, "ok.toml", text + 'untrained_encoders_reason = "pretrained encoders"\n')
+    assert load_recipe(ok).stages[0].kind == "fuse"
+
+
+def test_duplicate_stage_names(tmp_path: Path):
+    text = RECIPE.replace('kind = "fuse"', 'kind = "fuse"\nname = "teacher"')
+    problems = problems_of(write(tmp_path, "r.toml", text))
+    assert problems == ["stages -> teacher: two stages share this name; give each a unique 'name'"]
+
+
+def test_repeated_kinds_get_numbered_names(tmp_path: Path):
+    text = RECIPE.split("[[stages]]")[0] + (
+        '[[stages]]\nkind = "supervised"\nencoders = ["text"]\n'
+        '[[stages]]\nkind = "supervised"\nencoders = ["audio"]\n'
+    )
+    recipe = load_recipe(write(tmp_path, "r.toml", text), ["stages.supervised2.epochs=5"])
+    assert [s.name for s in recipe.stages] == ["supervised1", "supervised2"]
+    assert recipe.stages[1].epochs == 5
+
+
+def test_broken_recipe_reports_every_problem_at_once(tmp_path: Path):
+    path = write(tmp_path, "broken.toml", """
+[data]
+dataset = "erckit.Demo.v1"
+roott = "x"
+media_policy = "sometimes"
+
+[model.encoders.text]
+factory = "example.BagOfWord.v1"
+
+[model.encoders.audio]
+factory = "erckit.LogMelAudio.v1"
+n_mel = 3
+
+[[stages]]
+kind = "supervised"
+encoders = ["text"]
+epochs = "ten"
+learning_rate = 1
+
+[[stages]]
+kind = "distill"
+students = ["audio"]
+""")
+    problems = problems_of(path)
+    joined = "\n".join(problems)
+    for expected in (
+        "data -> media_policy:",
+        "stages -> supervised -> epochs: Input should be a valid integer",
+        "stages -> supervised -> learning_rate: unknown key",
+        "stages -> distill -> teacher: required key is missing",
+        "data -> roott: unknown argument of erckit.Demo.v1. Did you mean 'root'?",
+        "model -> encoders -> text -> factory: unknown encoder 'example.BagOfWord.v1'. Did you mean 'example.BagOfWords.v1'?",
+        "model -> encoders -> audio -> n_mel: unknown argument of erckit.LogMelAudio.v1. Did you mean 'n_mels'?",
+    ):
+        assert expected in joined
+    assert len(problems) == 7
+    assert str(path) in str(RecipeError(str(path), problems)).splitlines()[0]
+
+
+def test_recipe_validation_does_not_instantiate_components(tmp_path: Path, recipe_file: Path):
+    """Loading only reads signatures: the demo dataset root is not created."""
+    recipe = load_recipe(recipe_file, [f"data.root={tmp_path / 'never-created'}"])
+    assert recipe.data.args["root"].endswith("never-created")
+    assert not (tmp_path / "never-created").exists()
