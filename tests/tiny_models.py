@@ -1,0 +1,69 @@
+"""Tiny untrained models and media for the predict/evaluate tests (built in milliseconds, no training).
+
+Imported by test modules (``tests/`` is on sys.path through its conftest.py).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import wave
+from pathlib import Path
+from typing import Any
+
+LABELS = ["neutral", "joy", "anger"]
+
+
+def text_recipe(context: bool = True) -> dict[str, Any]:
+    """Bag of words over the target utterance (plus its context with ``context``)."""
+    return {
+        "data": {"dataset": "erckit.DialogueJSONL.v1", "root": "unused"},
+        "model": {"encoders": {"text": {"factory": "example.BagOfWords.v1", "buckets": 64, "dim": 16, "context": context}}},
+        "stages": [{"kind": "supervised", "encoders": ["text"]}],
+    }
+
+
+def multimodal_recipe() -> dict[str, Any]:
+    return {
+        "data": {"dataset": "erckit.DialogueJSONL.v1", "root": "unused"},
+        "model": {
+            "encoders": {
+                "text": {"factory": "example.BagOfWords.v1", "buckets": 64, "dim": 16, "context": True},
+                "audio": {"factory": "erckit.LogMelAudio.v1", "n_mels": 16, "dim": 16, "layers": 1, "heads": 2},
+            },
+            "fuser": {"factory": "erckit.ConcatFuser.v1", "hidden": 16},
+        },
+        "stages": [
+            {"kind": "supervised", "encoders": ["text", "audio"]},
+            {"kind": "fuse"},
+        ],
+    }
+
+
+def build_model(raw: dict[str, Any], labels: list[str] = LABELS, seed: int = 0) -> Any:
+    import torch
+
+    from erckit.model import ERCModel
+    from erckit.recipe.load import validate
+
+    torch.manual_seed(seed)
+    model = ERCModel.from_recipe(validate(raw, "test"), labels)
+    return model.eval()
+
+
+def save_model(directory: Path, raw: dict[str, Any] | None = None) -> Path:
+    """A saved untrained model directory (text-only by default)."""
+    build_model(raw or text_recipe()).save_pretrained(directory)
+    return directory
+
+
+def write_wav(path: Path, seconds: float = 0.5, rate: int = 16_000, tone: float = 440.0) -> Path:
+    """A mono 16-bit sine wave, written with the stdlib ``wave`` module."""
+    frames = int(seconds * rate)
+    samples = (int(12_000 * math.sin(2 * math.pi * tone * i / rate)) for i in range(frames))
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(b"".join(struct.pack("<h", s) for s in samples))
+    return path
