@@ -30,9 +30,12 @@ def _annotation(factory: Callable[..., Any], name: str, parameter: inspect.Param
         namespace = dict(vars(typing))
         namespace.update(getattr(factory, "__globals__", {}))
         try:
-            return eval(annotation, namespace)  # noqa: S307 - annotations of installed code
+            resolved = eval(annotation, namespace)  # noqa: S307 - annotations of installed code
         except Exception:
             return Any  # e.g. a torch type hidden behind TYPE_CHECKING: accept anything
+        # A quoted hint under ``from __future__ import annotations`` evaluates to a string,
+        # which pydantic would treat as an unresolvable forward reference.
+        return Any if isinstance(resolved, str) else resolved
     return annotation
 
 
