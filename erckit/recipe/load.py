@@ -320,7 +320,8 @@ def check_components(recipe: Recipe) -> list[str]:
 
     filled = check(registry.datasets, recipe.data.dataset, recipe.data.args, "data")
     if filled is not None:
-        _replace_extra(recipe.data, filled)
+        # A reader argument named like a [data] key (labels) is that key: its default must not shadow it.
+        _replace_extra(recipe.data, {k: v for k, v in filled.items() if k not in schema.DATA_RESERVED})
     for name, table in recipe.model.encoders.items():
         _check_table(check, registry.encoders, table, f"model -> encoders -> {name}")
     if recipe.model.fuser is not None:
