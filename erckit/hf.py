@@ -50,12 +50,10 @@ def rebuild_from_assets(directory: str | Path) -> Iterator[Path]:
     ``load_backbone`` reads ``directory/config.json`` (random init: the caller
     loads weights afterwards), ``load_tokenizer`` and ``load_processor`` read
     the tokenizer/processor files there. Nothing is downloaded. A contextvar,
-    so nested blocks and threads behave.
+    so nested blocks and threads behave. The directory may be absent or empty
+    for encoders that save no assets; a loader that needs a file says which.
     """
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ErckitError(f"cannot rebuild from {directory}: not a directory")
-    token = _assets.set(directory)
+    token = _assets.set(Path(directory))
     try:
         yield directory
     finally:
@@ -130,13 +128,20 @@ def load_tokenizer(spec: str) -> "PreTrainedTokenizerBase":
 
     assets = assets_directory()
     if assets is not None:
-        return AutoTokenizer.from_pretrained(str(assets))
+        return _from_assets(AutoTokenizer, assets, "tokenizer")
     if spec == BYTES_TOKENIZER:
         return bytes_tokenizer()
     try:
         return AutoTokenizer.from_pretrained(spec)
     except OSError as error:
         raise ErckitError(f"cannot load tokenizer {spec!r}: {error}. Use a local directory or {BYTES_TOKENIZER!r}.") from None
+
+
+def _from_assets(auto: Any, assets: Path, what: str) -> Any:
+    try:
+        return auto.from_pretrained(str(assets))
+    except (OSError, ValueError) as error:
+        raise ErckitError(f"cannot rebuild the {what} from {assets}: {error}. The model directory is incomplete.") from None
 
 
 def bytes_tokenizer() -> "PreTrainedTokenizerBase":
@@ -196,7 +201,7 @@ def load_processor(auto_class_name: str, pretrained: str | None, fallback: Calla
     auto = _auto_class(auto_class_name)
     assets = assets_directory()
     if assets is not None:
-        return auto.from_pretrained(str(assets))
+        return _from_assets(auto, assets, "processor")
     if pretrained is None:
         return fallback()
     try:

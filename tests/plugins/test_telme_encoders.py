@@ -168,7 +168,8 @@ def test_visual_frames_resized_normalised_and_pooled():
 
 @pytest.fixture()
 def telme_registered(monkeypatch):
-    monkeypatch.setenv("ERCKIT_PLUGINS", "telme")
+    selected = os.environ.get("ERCKIT_PLUGINS", "")
+    monkeypatch.setenv("ERCKIT_PLUGINS", f"{selected},telme" if selected else "telme")
     plugins.reset_plugins()
     yield
     plugins.reset_plugins()
@@ -230,6 +231,8 @@ def test_rebuild_from_saved_assets_without_weights_or_hub(tmp_path, which):
     s = sample(["hello", "there"], [1, 2], audio=torch.randn(5_000),
                frames=torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8))
     assert rebuilt.fingerprint() == original.fingerprint()
+    with rebuild_from_assets(tmp_path / "missing"), pytest.raises(ErckitError, match="incomplete"):
+        factory(num_classes=C, **args)
     with torch.no_grad():
         a = original(original.collate([original.featurize(s)]))
         b = rebuilt(rebuilt.collate([rebuilt.featurize(s)]))
