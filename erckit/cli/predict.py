@@ -122,14 +122,14 @@ def read_dialogue_file(path: Path, *, skip_errors: bool = False) -> DialogueFile
         for number, raw in enumerate(handle, start=1):
             try:
                 record, dialogue = _parse_line(raw, path, number, result.problems, _dialogue)
-                if dialogue.id in first_line:
+                if dialogue is not None and dialogue.id in first_line:
                     raise DataError(f"{path}:{number}: duplicate dialogue id {dialogue.id!r} (first on line {first_line[dialogue.id]})")
             except DataError as error:
                 if not skip_errors:
                     raise
                 result.skipped.append(str(error))
                 continue
-            if record is None:
+            if dialogue is None:  # blank line
                 continue
             first_line[dialogue.id] = number
             result.records.append((record, dialogue))
