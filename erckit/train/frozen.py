@@ -107,7 +107,9 @@ def compute_outputs(
     logits = torch.zeros(len(samples), encoder.num_classes)
     present = torch.zeros(len(samples), dtype=torch.bool)
     task = progress.add_task(description, total=len(sampler)) if progress is not None else None
-    with eval_mode(encoder), torch.inference_mode(), runtime.autocast():
+    # fork_rng: a cache miss must not consume the training RNG (the DataLoader draws a
+    # seed from it), or a run's results would depend on what the cache held.
+    with torch.random.fork_rng(devices=[]), eval_mode(encoder), torch.inference_mode(), runtime.autocast():
         for batch in loader:
             batch = batch.to(runtime.device)
             out = encoder(batch.features["x"])
