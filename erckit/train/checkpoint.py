@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shutil
 import tempfile
@@ -102,8 +103,10 @@ class LoadedCheckpoint:
 
 def find_checkpoint(run_dir: Path) -> Path | None:
     root = checkpoint_dir(run_dir)
-    for name in ("latest", "previous"):  # "previous" alone: interrupted between the two renames
-        if (root / name / STATE).exists():
+    # "previous" alone: interrupted between the two renames. A "latest" that exists but is
+    # torn is returned as is, so loading it fails loudly instead of silently going back an epoch.
+    for name in ("latest", "previous"):
+        if (root / name).is_dir():
             return root / name
     return None
 
@@ -132,7 +135,7 @@ def load_checkpoint(path: Path, model: nn.Module) -> LoadedCheckpoint:
         python_rng = json.loads((path / PYTHON_RNG).read_text(encoding="utf-8"))
     except CheckpointError:
         raise
-    except (SafetensorError, json.JSONDecodeError, TypeError, RuntimeError, OSError, EOFError, ValueError) as error:
+    except (SafetensorError, json.JSONDecodeError, pickle.UnpicklingError, TypeError, RuntimeError, OSError, EOFError, ValueError) as error:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated: {error}{_hint(path)}") from None
     torch.set_rng_state(rng["torch"])
     if torch.cuda.is_available():
