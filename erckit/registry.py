@@ -15,6 +15,7 @@ behaviour: a new behaviour is a new version.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -112,12 +113,20 @@ def _origin_of(factory: Any) -> Origin:
     return Origin(plugin=module.split(".", 1)[0] or "?", package=package_of_module(module))
 
 
+@functools.lru_cache(maxsize=None)
+def _distributions_by_package() -> dict[str, list[str]]:
+    from importlib import metadata
+
+    return dict(metadata.packages_distributions())  # scans every installed package: do it once
+
+
+@functools.lru_cache(maxsize=None)
 def package_of_module(module: str) -> str:
     """'name version' of the distribution that installs ``module``, if known."""
     from importlib import metadata
 
     top = module.split(".", 1)[0]
-    for dist_name in metadata.packages_distributions().get(top, []):
+    for dist_name in _distributions_by_package().get(top, []):
         try:
             return f"{dist_name} {metadata.version(dist_name)}"
         except metadata.PackageNotFoundError:

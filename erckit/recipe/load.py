@@ -14,7 +14,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ValidationError
 
@@ -125,9 +125,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str], problems: list[str]) -> set[str]:
-    """Apply ``--set`` items in place; return the dotted paths set (for error messages)."""
-    applied: set[str] = set()
+def apply_overrides(raw: dict[str, Any], overrides: list[str], problems: list[str]) -> dict[str, str]:
+    """Apply ``--set`` items in place; return dotted path -> the text typed (for typing and messages)."""
+    applied: dict[str, str] = {}
     for item in overrides:
         keys, value = parse_override(item)
         node: Any = raw
@@ -155,7 +155,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], problems: list[st
             else:
                 problems.append(f"--set {item}: {'.'.join(keys[:-1])} is not a table")
                 continue
-            applied.add(".".join(keys))
+            applied[".".join(keys)] = item.partition("=")[2]
     return applied
 
 
@@ -188,10 +188,11 @@ _Missing = _MissingType()
 # Validation
 
 
-def validate(raw: dict[str, Any], source: str, overridden: set[str] = frozenset()) -> Recipe:  # type: ignore[assignment]
+def validate(raw: dict[str, Any], source: str, overridden: Mapping[str, str] | None = None) -> Recipe:
+    overridden = overridden or {}
     _name_stages(raw)
     try:
-        recipe = Recipe.model_validate(raw)
+        recipe = _validate_schema(raw, overridden)
     except ValidationError as error:
         problems = [_describe(item, raw, overridden) for item in error.errors()]
         # Report component problems too, so one check lists everything.
@@ -200,6 +201,24 @@ def validate(raw: dict[str, Any], source: str, overridden: set[str] = frozenset(
     if problems:
         raise RecipeError(source, problems)
     return recipe
+
+
+def _validate_schema(raw: dict[str, Any], overridden: Mapping[str, str]) -> Recipe:
+    """Validate; a ``--set`` value read as a number/bool where the schema wants a string is
+    retried as the text the user typed (``--set output_dir=2024`` means the string)."""
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as error:
+        retried = False
+        for item in error.errors():
+            parts, parent, key = _walk(item["loc"], raw)
+            text = overridden.get(".".join(parts))
+            if item["type"] == "string_type" and text is not None and isinstance(parent, (dict, list)):
+                parent[key] = text
+                retried = True
+        if not retried:
+            raise
+    return Recipe.model_validate(raw)
 
 
 def _name_stages(raw: dict[str, Any]) -> None:
@@ -226,13 +245,16 @@ _ALL_KEYS = sorted(
 )
 
 
-def _describe(item: dict[str, Any], raw: dict[str, Any], overridden: set[str]) -> str:
-    loc = list(item["loc"])
+def _walk(loc: Sequence[Any], raw: dict[str, Any]) -> tuple[list[str], Any, Any]:
+    """Readable parts of a pydantic error location (stages by name), plus the raw container and key."""
     parts: list[str] = []
     node: Any = raw
+    parent: Any = None
+    key: Any = None
     for i, part in enumerate(loc):
         if parts and parts[0] == "stages" and i == 2 and part in ("supervised", "distill", "fuse"):
             continue  # the union tag pydantic adds
+        parent, key = node, part
         if isinstance(part, int) and isinstance(node, list) and part < len(node):
             entry = node[part]
             label = entry.get("name") if isinstance(entry, dict) else None
@@ -241,6 +263,12 @@ def _describe(item: dict[str, Any], raw: dict[str, Any], overridden: set[str]) -
             continue
         parts.append(str(part))
         node = node.get(part) if isinstance(node, dict) else None
+    return parts, parent, key
+
+
+def _describe(item: dict[str, Any], raw: dict[str, Any], overridden: Mapping[str, str]) -> str:
+    loc = list(item["loc"])
+    parts, _, _ = _walk(loc, raw)
     path = " -> ".join(parts)
     dotted = ".".join(parts)
     origin = " (from --set)" if dotted in overridden else ""

@@ -269,6 +269,14 @@ class Trainer:
         for parameter in objective.parameters():
             parameter.requires_grad_(True)
         self.model.eval()  # frozen parts stay in eval mode; the objective is switched to train per epoch
+        if not any(True for _ in objective.parameters()):
+            # e.g. LateFusion with fixed weights: nothing to optimise, only to measure.
+            dev = self.evaluate_source(objective, dev_source)
+            if self.runtime.is_main:
+                ui.console.print(f"stage {name}: no trainable parameters; dev weighted F1 {dev['dev/selection']:.4f}")
+                self._append_metrics({"stage": name, "epoch": 0, **dev})
+                self.hooks.on_stage_end(run=self.info, stage=name, metrics=_numbers(dev))
+            return state
         wrapped: nn.Module = objective
         if self.runtime.distributed:
             from torch.nn.parallel import DistributedDataParallel
