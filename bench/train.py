@@ -1,0 +1,198 @@
+"""Training-engine benchmarks, run by hand: ``python -m bench.train [--meld-batches N]``.
+
+Each row compares two ways of doing the same work in one process, side by side:
+
+1. fuse-stage epoch: cached frozen-encoder embeddings vs re-running the frozen encoders
+   every step (what the TelME code does); quick-start-sized TelME models on the demo data.
+2. distill-stage epoch: cached teacher outputs vs a teacher forward every step.
+3. text stage on MELD train contexts: samples/s with length bucketing vs random batches
+   (same batch size, RoBERTa-shaped 4x256 model, max 256 tokens, a fixed number of batches).
+
+Numbers are measured, never hard-coded; they depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+MELD = Path("/work/shared/data/meld")
+
+
+def _quickstart(root: Path, cache: Path):
+    from erckit.recipe import load_recipe
+
+    return load_recipe(
+        Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml",
+        [f'data.dataset="erckit.Demo.v1"', f'data.root="{root}"', f'data.cache_dir="{cache}"', 'data.media_policy="zero"'],
+    )
+
+
+def _trainer(recipe, out: Path):
+    from erckit.model import ERCModel
+    from erckit.train.engine import Trainer, TrainOptions
+    from erckit.train.runtime import setup_runtime
+
+    runtime = setup_runtime("cpu", "fp32")
+    trainer = Trainer(recipe, runtime, out, TrainOptions(progress=False), False)
+    trainer.labels, trainer.splits = trainer.load_data()
+    trainer.model = ERCModel.from_recipe(recipe, trainer.labels)
+    trainer.model.eval()
+    return trainer
+
+
+def _epoch(objective, source, lr: float = 1e-3) -> float:
+    params = [p for p in objective.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    objective.train()
+    started = time.perf_counter()
+    for batch in source:
+        loss = objective(batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - started
+
+
+def bench_fuse(trainer) -> tuple[float, float]:
+    from erckit.train.batching import BucketBatchSampler, SampleDataset, make_loader
+    from erckit.train.engine import IndexSource
+    from erckit.train.frozen import Outputs
+    from erckit.train.objectives import FuseObjective
+
+    model, runtime = trainer.model, trainer.runtime
+    names = list(model.encoders)
+    samples = trainer.usable(trainer.splits.train, names, "train")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in model.fuser.parameters():
+        p.requires_grad_(True)
+    # cached: encoders run once (timed separately, as the engine does once per stage)
+    outputs = {n: trainer.frozen_outputs(n, samples, "train", 16) for n in names}
+    labels = torch.tensor([s.label for s in samples])
+    source = IndexSource("train", labels, 8, shuffle=True, seed=0, runtime=runtime)
+    cached = _epoch(FuseObjective(model.fuser, model.anchor, {"train": outputs}), source)
+
+    class Rerun(torch.nn.Module):  # TelME: frozen encoders forward on every step
+        def __init__(self) -> None:
+            super().__init__()
+            self.fuser = model.fuser
+
+        def forward(self, batch):
+            with torch.no_grad():
+                outs = {n: model.encode(n, batch.features[n], batch.present[n]) for n in names}
+            anchor = outs.pop(model.anchor)
+            return torch.nn.functional.cross_entropy(self.fuser(anchor, outs), batch.labels)
+
+    dataset = SampleDataset(samples, dict(model.encoders), trainer.resolver)
+    loader = make_loader(dataset, BucketBatchSampler(dataset.lengths(), 8, shuffle=True, seed=0), 0)
+    rerun = _epoch(Rerun(), loader)
+    return cached, rerun
+
+
+def bench_distill(trainer) -> tuple[float, float]:
+    from erckit import registry
+    from erckit.train.batching import BucketBatchSampler, SampleDataset, make_loader
+    from erckit.train.frozen import Outputs
+    from erckit.train.objectives import DistillObjective
+
+    model = trainer.model
+    stage = next(s for s in trainer.recipe.stages if s.kind == "distill")
+    students = {n: model.encoders[n] for n in stage.students}
+    teacher = model.encoders[stage.teacher]
+    samples = trainer.usable(trainer.splits.train, [*stage.students, stage.teacher], "train")
+    distillers = [(l.weight, registry.distillers.get(l.factory)(**l.args)) for l in stage.losses]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for s in students.values():
+        for p in s.parameters():
+            p.requires_grad_(True)
+    outputs = trainer.frozen_outputs(stage.teacher, samples, "train", 16)
+    everything = {**students, stage.teacher: teacher}
+    dataset = SampleDataset(samples, everything, trainer.resolver)
+
+    def loader():
+        return make_loader(dataset, BucketBatchSampler(dataset.lengths(), 8, shuffle=True, seed=0), 0)
+
+    cached = _epoch(DistillObjective(students, distillers, outputs, 1.0), loader())
+
+    class Live(DistillObjective):  # teacher forward every step
+        def forward(self, batch):
+            with torch.no_grad():
+                out = teacher(batch.features[stage.teacher])
+            n = len(samples)
+            emb = torch.zeros(n, out.embedding.shape[1])
+            logits = torch.zeros(n, out.logits.shape[1])
+            emb[batch.indices], logits[batch.indices] = out.embedding, out.logits
+            self.teacher = Outputs(emb, logits, torch.ones(n, dtype=torch.bool))
+            return super().forward(batch)
+
+    live = _epoch(Live(students, distillers, outputs, 1.0), loader())
+    return cached, live
+
+
+def bench_bucketing(batches: int, batch_size: int = 16) -> tuple[float, float]:
+    from erckit import registry
+    from erckit.data.types import make_samples
+    from erckit.train.batching import BucketBatchSampler, SampleDataset, make_loader
+    from erckit.train.objectives import SupervisedObjective
+
+    corpus = registry.datasets.get("erckit.MELD.v1")(root=str(MELD))
+    samples = make_samples(corpus.split("train"), list(corpus.labels))
+    torch.manual_seed(0)
+    encoder = registry.encoders.get("telme.RobertaTeacher.v1")(
+        num_classes=len(corpus.labels), tokenizer="erckit:bytes", max_length=256, embedding_dim=256,
+        config={"model_type": "roberta", "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4,
+                "intermediate_size": 1024, "max_position_embeddings": 514, "vocab_size": 270},
+    )
+    dataset = SampleDataset(samples, {"text": encoder})
+    lengths = dataset.lengths()
+    rates = []
+    for bucket in (True, False):
+        sampler = BucketBatchSampler(lengths, batch_size, shuffle=True, seed=0, bucket=bucket)
+        loader = iter(make_loader(dataset, sampler, 0))
+        objective = SupervisedObjective({"text": encoder})
+        optimizer = torch.optim.AdamW(objective.parameters(), lr=1e-4)
+        objective.train()
+        seen, started = 0, time.perf_counter()
+        for _ in range(batches):
+            batch = next(loader)
+            objective(batch).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            seen += len(batch.indices)
+        rates.append(seen / (time.perf_counter() - started))
+    return rates[0], rates[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--meld-batches", type=int, default=30)
+    parser.add_argument("--skip-meld", action="store_true")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        trainer = _trainer(_quickstart(tmp / "demo", tmp / "cache"), tmp / "run")
+        cached, rerun = bench_fuse(trainer)
+        rows.append(("fuse epoch (s): cached vs encoders every step", cached, rerun, rerun / cached))
+        cached, live = bench_distill(trainer)
+        rows.append(("distill epoch (s): cached teacher vs teacher every step", cached, live, live / cached))
+    if not args.skip_meld and MELD.exists():
+        bucketed, random_ = bench_bucketing(args.meld_batches)
+        rows.append(("MELD text samples/s: bucketed vs random", bucketed, random_, bucketed / random_))
+    print(f"{'benchmark':58s} {'erckit':>10s} {'baseline':>10s} {'speed-up':>9s}")
+    for name, ours, theirs, ratio in rows:
+        print(f"{name:58s} {ours:10.3f} {theirs:10.3f} {ratio:8.1f}x")
+
+
+if __name__ == "__main__":
+    main()
