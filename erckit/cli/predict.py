@@ -111,7 +111,7 @@ def read_dialogue_file(path: Path, *, skip_errors: bool = False) -> DialogueFile
     Lines are checked exactly as ``erckit.data.readers.read_dialogue_jsonl``
     does (same per-line parser), except that gold labels are free strings.
     """
-    from ..data.readers.jsonl import _dialogue  # the reader's per-line parser; keeps one definition of the format
+    from ..data.readers.jsonl import parse_dialogue_line
 
     path = path.expanduser().absolute()
     if not path.is_file():
@@ -121,7 +121,8 @@ def read_dialogue_file(path: Path, *, skip_errors: bool = False) -> DialogueFile
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                record, dialogue = _parse_line(raw, path, number, result.problems, _dialogue)
+                parsed = parse_dialogue_line(raw, path, number, None, result.problems)
+                record, dialogue = parsed if parsed is not None else (None, None)
                 if dialogue is not None and dialogue.id in first_line:
                     raise DataError(f"{path}:{number}: duplicate dialogue id {dialogue.id!r} (first on line {first_line[dialogue.id]})")
             except DataError as error:
@@ -134,20 +135,6 @@ def read_dialogue_file(path: Path, *, skip_errors: bool = False) -> DialogueFile
             first_line[dialogue.id] = number
             result.records.append((record, dialogue))
     return result
-
-
-def _parse_line(raw: bytes, path: Path, number: int, problems: list[str], parse: Callable[..., "Dialogue"]) -> tuple[Any, Any]:
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}:{number}: not UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1})") from None
-    if not line.strip():
-        return None, None
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}:{number}: invalid JSON: {error}") from None
-    return record, parse(record, path, number, None, None, problems)
 
 
 # ------------------------------------------------------------------ output

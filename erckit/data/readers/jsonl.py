@@ -38,27 +38,41 @@ def read_dialogue_jsonl(
     problems = problems if problems is not None else []
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    allowed = set(labels) if labels is not None else None
     dialogues: list[Dialogue] = []
     seen: dict[str, int] = {}
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise DataError(f"{path}:{number}: not UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1})") from None
-            if not line.strip():
+            parsed = parse_dialogue_line(raw, path, number, labels, problems)
+            if parsed is None:
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}:{number}: invalid JSON: {error}") from None
-            dialogue = _dialogue(record, path, number, allowed, labels, problems)
+            dialogue = parsed[1]
             if dialogue.id in seen:
                 raise DataError(f"{path}:{number}: duplicate dialogue id {dialogue.id!r} (first on line {seen[dialogue.id]})")
             seen[dialogue.id] = number
             dialogues.append(dialogue)
     return dialogues
+
+
+def parse_dialogue_line(
+    raw: bytes, path: Path, number: int, labels: Sequence[str] | None = None, problems: list[str] | None = None
+) -> tuple[dict[str, Any], Dialogue] | None:
+    """One line of a dialogue JSONL file -> (raw record, Dialogue); None for a blank line.
+
+    Raises ``DataError`` naming ``file:line`` for bad bytes, bad JSON or a bad dialogue.
+    With ``labels``, every given label must be one of them.
+    """
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}:{number}: not UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1})") from None
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}:{number}: invalid JSON: {error}") from None
+    allowed = set(labels) if labels is not None else None
+    return record, _dialogue(record, path, number, allowed, labels, problems if problems is not None else [])
 
 
 def _dialogue(
