@@ -22,8 +22,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .components import Distiller, Encoder, Fuser, ModalityOutput
-    from .model import ERCModel
+    from .components import Distiller, Encoder, Fuser, ModalityOutput  # noqa: F401
+    from .model import ERCModel  # noqa: F401
 
 __all__ = ["ErckitError", "hookimpl", "__version__", *_LAZY]
 

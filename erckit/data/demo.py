@@ -232,7 +232,6 @@ def _frames(rng: Any, cue: str, duration: float) -> Any:
 
 
 def _write_wav(path: Path, signal: Any) -> None:
-    import numpy as np
 
     with wave.open(str(path), "wb") as handle:
         handle.setnchannels(1)

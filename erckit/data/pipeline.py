@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence, get_args
 
 from ..errors import DataError, MediaError
 from .cache import DiskCache, cache_key, file_identity
-from .types import AudioSpec, MediaPolicy, MediaSpec, Sample, VideoSpec
+from .types import AudioSpec, MediaPolicy, MediaSpec, Sample
 
 if TYPE_CHECKING:
     import torch

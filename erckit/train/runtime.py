@@ -10,7 +10,7 @@ from typing import Iterator
 
 import torch
 
-from ..errors import ErckitError, UsageError
+from ..errors import UsageError
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -21,7 +21,6 @@ Pearson denominators are where half precision loses accuracy.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
