@@ -33,8 +33,10 @@ if TYPE_CHECKING:
     import torch
 
 # When the next wanted frame is further ahead than this, seeking (to the keyframe
-# before it) beats decoding every frame in between.
-SEEK_GAP_SECONDS = 2.0
+# before it) beats decoding every frame in between. Encoders commonly place
+# keyframes up to 10 s apart (x264's default is 250 frames): a shorter seek
+# usually lands on the keyframe already passed and decodes the same frames again.
+SEEK_GAP_SECONDS = 10.0
 
 
 def probe_duration(path: str | Path) -> float | None:
