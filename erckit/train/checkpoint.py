@@ -47,6 +47,7 @@ class TrainState:
     completed: list[str] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
+    metrics_rows: int = 0  # lines of metrics.jsonl this state accounts for (trimmed on resume)
 
 
 def checkpoint_dir(run_dir: Path) -> Path:

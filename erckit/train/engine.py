@@ -114,6 +114,7 @@ class Trainer:
         self.info = RunInfo(run_dir, recipe, runtime.rank, runtime.world_size)
         self.show = options.progress and runtime.is_main
         self._usable: dict[tuple[str, tuple], list[Sample]] = {}
+        self._metrics_rows = 0
 
     # ------------------------------------------------------------------ setup
 
@@ -168,6 +169,8 @@ class Trainer:
                 raise ErckitError(f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}; start without --resume")
             resume_point = ckpt.load_checkpoint(Path(path), self.model)
             state = resume_point.state
+            if self.runtime.is_main:
+                self._trim_metrics(state.metrics_rows)
             if self.runtime.is_main:
                 ui.console.print(
                     f"resuming {self.run_dir}: {len(state.completed)} stage(s) done, "
@@ -446,6 +449,7 @@ class Trainer:
     # ----------------------------------------------------------------- output
 
     def save_checkpoint(self, state: ckpt.TrainState, best: Any, optim_state: Any) -> None:
+        state.metrics_rows = self._metrics_rows
         if self.runtime.is_main:
             ckpt.save_checkpoint(self.run_dir, state, self.model, best, optim_state)
         self.runtime.barrier()
@@ -456,6 +460,16 @@ class Trainer:
                 handle.write(json.dumps(row) + "\n")
         except OSError as error:
             raise ErckitError(f"cannot write {self.run_dir / 'metrics.jsonl'}: {error.strerror or error}") from None
+        self._metrics_rows += 1
+
+    def _trim_metrics(self, rows: int) -> None:
+        """Drop rows written after the checkpoint we resume from (a crash between the two writes)."""
+        path = self.run_dir / "metrics.jsonl"
+        self._metrics_rows = rows
+        if path.exists():
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            if len(lines) > rows:
+                self._write_text(path, "".join(lines[:rows]))
 
     def _write_text(self, path: Path, text: str) -> None:
         tmp = path.with_name(f".{path.name}.tmp")

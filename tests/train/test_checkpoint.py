@@ -50,6 +50,29 @@ def _interrupt_after(monkeypatch: pytest.MonkeyPatch, stage: str, epoch: int) ->
     monkeypatch.setattr(engine.Trainer, "save_checkpoint", save)
 
 
+def test_crash_between_metrics_row_and_checkpoint_leaves_no_duplicate_rows(
+    recipe_path: Path, uninterrupted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill after an epoch's metrics row but before its checkpoint: resume rewrites that epoch once."""
+    from erckit.train import engine
+
+    out = tmp_path / "run"
+    args = ["train", str(recipe_path), "-o", str(out), "--device", "cpu", "--no-progress"]
+    original = engine.Trainer.save_checkpoint
+
+    def save(self, state, best, optim_state):
+        name = self.recipe.stages[state.stage_index].name if state.stage_index < len(self.recipe.stages) else None
+        if name == "students" and state.epoch == 1 and optim_state is not None:
+            raise KeyboardInterrupt  # the row for students epoch 1 is written, its checkpoint is not
+        original(self, state, best, optim_state)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(engine.Trainer, "save_checkpoint", save)
+        assert main(args) == 130
+    assert main([*args, "--resume"]) == 0
+    assert _stable(read_metrics(out)) == _stable(read_metrics(uninterrupted))
+
+
 @pytest.mark.parametrize("stage,epoch", [("students", 1), ("fusion", 2)])
 def test_resume_matches_uninterrupted_run(
     recipe_path: Path, uninterrupted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str, epoch: int
