@@ -164,7 +164,7 @@ def format_result(result: dict) -> str:
         "  test per-class F1: " + "  ".join(f"{k} {v:.3f}" for k, v in result["test/per_class_f1"].items()),
         f"  train {result['train/samples_per_s']:.1f} samples/s   predict {result['predict/samples_per_s']:.1f} samples/s",
     ]
-    peaks = [f"train peak RSS {result['train/peak_rss_mb']:.0f} MB"]
+    peaks = [f"train peak RSS {result['train/peak_rss_mb']:.0f} MB"] if result.get("train/peak_rss_mb") else []
     if result.get("predict/peak_rss_mb"):
         peaks.append(f"predict peak RSS {result['predict/peak_rss_mb']:.0f} MB")
     lines.append("  " + "   ".join(peaks))
@@ -206,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline:
         from . import meld_text_baseline
 
+        clean = reset_peak_rss()  # else the baseline's peak would include erckit's run
         base = meld_text_baseline.run(**settings)
+        if not clean:
+            base["train/peak_rss_mb"] = None
         base["predict/peak_rss_mb"] = None
         print(format_result(base))
         results["baseline"] = base
