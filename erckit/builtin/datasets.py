@@ -43,12 +43,20 @@ def dialogue_jsonl(root: str, labels: list[str] | None = None) -> Corpus:
     return read_jsonl_dataset(Path(root), labels)
 
 
-def demo(root: str = "data/demo", seed: int = 0, labels: list[str] | None = None) -> Corpus:
+def demo(
+    root: str = "data/demo",
+    seed: int = 0,
+    labels: list[str] | None = None,
+    train_dialogues: int = 60,
+    dev_dialogues: int = 15,
+    test_dialogues: int = 20,
+) -> Corpus:
     """Synthetic 4-emotion text+audio+video demo; generated into root (seconds) if missing."""
     from erckit.data.demo import ensure_demo
     from erckit.data.readers import read_jsonl_dataset
 
-    return read_jsonl_dataset(ensure_demo(Path(root), seed), labels, name="Demo")
+    counts = {"train": train_dialogues, "dev": dev_dialogues, "test": test_dialogues}
+    return read_jsonl_dataset(ensure_demo(Path(root), seed, dialogues=counts), labels, name="Demo")
 
 
 DATASETS: dict[str, Callable[..., Corpus]] = {

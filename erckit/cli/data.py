@@ -26,6 +26,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", help="write the synthetic multimodal demo data set")
     demo.add_argument("out_dir", help="directory to write (created)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
+    demo.add_argument(
+        "--dialogues", type=int, nargs=3, metavar=("TRAIN", "DEV", "TEST"), default=(60, 15, 20),
+        help="dialogues per split (default: 60 15 20)",
+    )
     demo.set_defaults(run=run_demo)
 
     stats = commands.add_parser("stats", help="statistics of a JSONL file, a JSONL data set directory or a recipe's data")
@@ -50,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from ..data.demo import write_demo
 
-    summary = write_demo(args.out_dir, seed=args.seed)
+    summary = write_demo(args.out_dir, seed=args.seed, dialogues=dict(zip(("train", "dev", "test"), args.dialogues)))
     splits = ", ".join(f"{s} {summary.dialogues[s]} dialogues / {summary.utterances[s]} utterances" for s in summary.dialogues)
     labels = ", ".join(f"{label} {count}" for label, count in summary.labels.items())
     ui.console.print(f"[green]wrote[/] demo data set (seed {args.seed}) to {summary.root} in {summary.seconds:.1f} s")

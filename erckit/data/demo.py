@@ -109,10 +109,24 @@ def write_demo(out_dir: str | Path, seed: int = 0, **settings: Any) -> DemoSumma
         summary.dialogues[split] = count
         summary.utterances[split] = sum(len(json.loads(l)["utterances"]) for l in lines)
     (root / "labels.json").write_text(json.dumps(list(DEMO_LABELS)) + "\n", encoding="utf-8")
+    _write_tokenizer(root)
     (root / "demo.json").write_text(json.dumps(asdict(config), sort_keys=True) + "\n", encoding="utf-8")
     (root / "README.txt").write_text(_readme(config), encoding="utf-8")
     summary.seconds = time.perf_counter() - began
     return summary
+
+
+def _write_tokenizer(root: Path) -> None:
+    """A word-level tokenizer fit to the training split, for tiny text models (see erckit.hf.word_tokenizer)."""
+    from ..hf import word_tokenizer
+
+    texts = [
+        turn["text"]
+        for line in (root / "train.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+        for turn in json.loads(line)["utterances"]
+    ]
+    word_tokenizer(texts).save_pretrained(str(root / "tokenizer"))
 
 
 def ensure_demo(root: str | Path, seed: int = 0, **settings: Any) -> Path:
