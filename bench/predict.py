@@ -20,12 +20,15 @@ time after a warm-up pass.
 
 from __future__ import annotations
 
+import os
+
 import argparse
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-MELD_DIR = Path("/work/shared/data/meld")
+# MELD text CSVs: $MELD_DIR, else the shared data folder beside the repository.
+MELD_DIR = Path(os.environ.get("MELD_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data" / "meld")
 
 
 def minilm_dir() -> Path:

@@ -23,15 +23,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-MELD = Path("/work/shared/data/meld")
+# MELD text CSVs: $MELD_DIR, else the shared data folder beside the repository.
+MELD = Path(os.environ.get("MELD_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data" / "meld")
 
 
 def _quickstart(root: Path, cache: Path):
     from erckit.recipe import load_recipe
 
+    os.environ["DEMO_ROOT"] = str(root)  # the recipe reads the demo and its tokenizer from there
     return load_recipe(
         Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml",
-        [f'data.dataset="erckit.Demo.v1"', f'data.root="{root}"', f'data.cache_dir="{cache}"', 'data.media_policy="zero"'],
+        [f'data.cache_dir="{cache}"', 'data.media_policy="zero"'],
     )
 
 
@@ -64,7 +66,6 @@ def _epoch(objective, source, lr: float = 1e-3) -> float:
 def bench_fuse(trainer) -> tuple[float, float]:
     from erckit.train.batching import BucketBatchSampler, SampleDataset, make_loader
     from erckit.train.engine import IndexSource
-    from erckit.train.frozen import Outputs
     from erckit.train.objectives import FuseObjective
 
     model, runtime = trainer.model, trainer.runtime

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import json
 from pathlib import Path
 
@@ -20,7 +22,8 @@ from erckit.data.readers import (
 from erckit.data.types import Dialogue, Utterance, make_samples
 from erckit.errors import DataError
 
-MELD_REAL = Path("/work/shared/data/meld")
+# MELD text CSVs: $MELD_DIR, else the shared data folder beside the repository.
+MELD_REAL = Path(os.environ.get("MELD_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data" / "meld")
 MELD_HEADER = "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,StartTime,EndTime\n"
 
 

@@ -68,7 +68,10 @@ def test_valid_recipe_loads_with_defaults(recipe_file: Path, monkeypatch):
     monkeypatch.delenv("ERCKIT_TEST_ROOT", raising=False)
     recipe = load_recipe(recipe_file)
     assert recipe.data.dataset == "erckit.Demo.v1"
-    assert recipe.data.args == {"root": "demo-data", "seed": 0}  # factory defaults filled in ([data] keys excluded)
+    # factory defaults filled in ([data] keys such as labels excluded)
+    assert recipe.data.args == {
+        "root": "demo-data", "seed": 0, "train_dialogues": 60, "dev_dialogues": 15, "test_dialogues": 20
+    }
     assert recipe.data.media_policy == "zero" and recipe.data.num_workers == 0
     assert list(recipe.model.encoders) == ["text", "audio"]
     assert recipe.anchor == "text"
