@@ -80,6 +80,24 @@ def test_a_300_utterance_dialogue() -> None:
     assert all(math.isfinite(v) for p in result.utterances for v in p.probabilities.values())
 
 
+def test_a_300_utterance_dialogue_through_a_context_teacher() -> None:
+    """A real (tiny, random) TelME teacher reads the whole causal context: it must truncate, not crash."""
+    recipe = {
+        "data": {"dataset": "erckit.DialogueJSONL.v1", "root": "unused"},
+        "model": {"encoders": {"text": {
+            "factory": "telme.RobertaTeacher.v1", "tokenizer": "erckit:bytes", "max_length": 96, "embedding_dim": 32,
+            "config": {"model_type": "roberta", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "intermediate_size": 64, "max_position_embeddings": 130, "vocab_size": 270},
+        }}},
+        "stages": [{"kind": "supervised", "encoders": ["text"]}],
+    }
+    model = build_model(recipe)
+    turns = [(f"speaker {i % 12}", f"utterance number {i} says something", None) for i in range(300)]
+    result = model.predict([dialogue("marathon", turns)], batch_size=64)[0]
+    assert len(result.utterances) == 300
+    assert all(math.isfinite(v) for p in result.utterances for v in p.probabilities.values())
+
+
 def test_empty_input_and_bf16(model: ERCModel) -> None:
     assert model.predict([]) == []
     fp32 = probabilities(model.predict(DIALOGUES))
