@@ -151,8 +151,7 @@ def bytes_tokenizer() -> "PreTrainedTokenizerBase":
     (4..259, in byte order, GPT-2's printable byte alphabet), ``<mask>``=260.
     Single sequences are wrapped as ``<s> ... </s>`` like RoBERTa.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
     alphabet = _byte_alphabet()
     vocab = {token: i for i, token in enumerate(_BYTES_SPECIALS_HEAD)}
@@ -164,19 +163,7 @@ def bytes_tokenizer() -> "PreTrainedTokenizerBase":
     # use_regex=False: no word splitting needed, every byte is its own token anyway.
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     backend.decoder = decoders.ByteLevel()
-    backend.post_processor = processors.RobertaProcessing(("</s>", vocab["</s>"]), ("<s>", vocab["<s>"]), add_prefix_space=False)
-    backend.add_special_tokens([*_BYTES_SPECIALS_HEAD, _BYTES_MASK])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<s>",
-        eos_token="</s>",
-        sep_token="</s>",
-        cls_token="<s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        mask_token=_BYTES_MASK,
-        model_max_length=1_000_000,
-    )
+    return _roberta_style(backend, vocab)
 
 
 def word_tokenizer(texts: "Iterable[str]") -> "PreTrainedTokenizerBase":
@@ -187,8 +174,7 @@ def word_tokenizer(texts: "Iterable[str]") -> "PreTrainedTokenizerBase":
     than bytes. Same special tokens and ``<s> ... </s>`` wrapping as RoBERTa;
     words not in the vocabulary become ``<unk>``.
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
     splitter = pre_tokenizers.Whitespace()
     words = sorted({word.lower() for text in texts for word, _ in splitter.pre_tokenize_str(text)})
@@ -199,6 +185,14 @@ def word_tokenizer(texts: "Iterable[str]") -> "PreTrainedTokenizerBase":
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = splitter
+    return _roberta_style(backend, vocab)
+
+
+def _roberta_style(backend: Any, vocab: dict[str, int]) -> "PreTrainedTokenizerBase":
+    """Wrap a locally built backend with RoBERTa's special tokens and ``<s> ... </s>`` wrapping."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
     backend.post_processor = processors.RobertaProcessing(("</s>", vocab["</s>"]), ("<s>", vocab["<s>"]), add_prefix_space=False)
     backend.add_special_tokens([*_BYTES_SPECIALS_HEAD, _BYTES_MASK])
     return PreTrainedTokenizerFast(

@@ -41,19 +41,25 @@ SEEK_GAP_SECONDS = 10.0
 
 def probe_duration(path: str | Path) -> float | None:
     """Duration in seconds from the container header (no decoding); None if unknown."""
-    import av
 
     path = _existing(path)
+    with _open(path) as container:
+        if container.duration is not None:
+            return container.duration / 1_000_000
+        for stream in container.streams:
+            if stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+    return None
+
+
+def _open(path: Path) -> Any:
+    """An open PyAV container; a file FFmpeg cannot open is a ``MediaError`` naming it."""
+    import av
+
     try:
-        with av.open(str(path)) as container:
-            if container.duration is not None:
-                return container.duration / 1_000_000
-            for stream in container.streams:
-                if stream.duration is not None and stream.time_base is not None:
-                    return float(stream.duration * stream.time_base)
+        return av.open(str(path))
     except (av.FFmpegError, OSError) as error:
         raise MediaError(path, f"cannot open: {_describe(error)}") from None
-    return None
 
 
 def load_audio(
@@ -71,11 +77,7 @@ def load_audio(
 
     path = _existing(path)
     _check_span(path, start, end)
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError) as error:
-        raise MediaError(path, f"cannot open: {_describe(error)}") from None
-    with container:
+    with _open(path) as container:
         if not container.streams.audio:
             raise MediaError(path, "no audio stream")
         stream = container.streams.audio[0]
@@ -140,11 +142,7 @@ def load_frames(
     _check_span(path, start, end)
     if spec.num_frames < 1:
         raise MediaError(path, f"num_frames must be >= 1, got {spec.num_frames}")
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError) as error:
-        raise MediaError(path, f"cannot open: {_describe(error)}") from None
-    with container:
+    with _open(path) as container:
         if not container.streams.video:
             raise MediaError(path, "no video stream")
         stream = container.streams.video[0]
