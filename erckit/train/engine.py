@@ -129,15 +129,19 @@ class Trainer:
         def split(name: str | None) -> list[Sample]:
             if name is None or name not in corpus.splits:
                 return []
-            return make_samples(corpus.split(name), labels, max_context=data.max_context)
+            # Every split trains or scores: an unlabelled utterance is an error, named.
+            return make_samples(corpus.split(name), labels, max_context=data.max_context, require_labels=True)
 
         splits = Splits(split(data.train_split), split(data.dev_split), split(data.test_split))
         if not splits.train:
             raise ErckitError(f"{data.dataset}: split {data.train_split!r} is empty or missing")
         if not splits.dev:
             raise ErckitError(f"{data.dataset}: split {data.dev_split!r} is empty or missing; dev selects the best epoch")
-        for problem in corpus.problems[:20] if self.runtime.is_main else []:
-            ui.warning(problem)
+        if self.runtime.is_main and corpus.problems:
+            for problem in corpus.problems[:20]:
+                ui.warning(problem)
+            if len(corpus.problems) > 20:
+                ui.warning(f"... and {len(corpus.problems) - 20} more data problems")
         self.cache = DiskCache(data.cache_dir)
         self.resolver = MediaResolver(self.cache, data.media_policy)
         return labels, splits

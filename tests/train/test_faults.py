@@ -86,3 +86,22 @@ def test_nan_loss_names_step_stage_and_samples(make_recipe, tmp_path: Path) -> N
     assert "stage 'teacher'" in message and "step " in message and "batch " in message
     assert "samples train" in message  # sample ids such as train003/2
     assert any(word in message for word in ("nan", "inf"))
+
+
+def test_unlabelled_training_utterance_is_named(tmp_path: Path) -> None:
+    import json
+
+    from erckit.errors import DataError
+    from erckit.recipe import load_recipe
+
+    from .conftest import write_recipe
+
+    data = tmp_path / "data"
+    data.mkdir()
+    good = {"id": "d1", "utterances": [{"speaker": "A", "text": "hi", "label": "joy"}, {"speaker": "B", "text": "hey", "label": "anger"}]}
+    unlabelled = {"id": "d2", "utterances": [{"speaker": "A", "text": "so?", "label": "joy"}, {"speaker": "B", "text": "well"}]}
+    (data / "train.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(unlabelled) + "\n")
+    (data / "dev.jsonl").write_text(json.dumps(good) + "\n")
+    path = write_recipe(tmp_path / "r.toml", data, tmp_path / "cache", TEXT, stage("supervised", encoders=["text"]), fuser=False)
+    with pytest.raises(DataError, match=r"dialogue 'd2' utterance 1: no label"):
+        run_training(load_recipe(path), tmp_path / "run")
