@@ -123,7 +123,8 @@ class MediaResolver:
         path = target.audio if isinstance(spec, AudioSpec) else target.video
         if path is None:
             return None
-        return MediaJob(Path(path), target.start, target.end, spec)
+        start, end = target.span(spec.modality)
+        return MediaJob(Path(path), start, end, spec)
 
     def parts(self, job: MediaJob) -> dict[str, Any]:
         """Cache-key parts: file identity, span, spec, and the duration limit."""

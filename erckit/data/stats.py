@@ -57,7 +57,7 @@ def compute_stats(name: str, dialogues: Sequence[Dialogue], probe: bool = True) 
             for path in files:
                 if not Path(path).is_file():
                     missing.add(str(path))
-            if utterance.start is not None and utterance.end is not None:
+            if utterance.start is not None and utterance.end is not None and not utterance.audio_whole:
                 stats.durations.append(utterance.end - utterance.start)
                 continue
             if not probe:

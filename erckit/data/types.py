@@ -25,6 +25,15 @@ class Utterance:
     start: float | None = None  # seconds into the media files; None = from the beginning
     end: float | None = None  # seconds; None = to the end
     id: str | None = None  # the source's own id ("dia3_utt2", "Ses01F_impro01_F000", ...)
+    # The audio file holds this utterance alone (IEMOCAP's per-utterance wav beside a
+    # dialogue-level video): decode it whole; start/end then apply to the video only.
+    audio_whole: bool = False
+
+    def span(self, modality: str) -> tuple[float | None, float | None]:
+        """(start, end) to cut from this utterance's ``modality`` ('audio' or 'visual') file."""
+        if modality == "audio" and self.audio_whole:
+            return None, None
+        return self.start, self.end
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def samples_digest(samples: Sequence[Sample]) -> str:
     for sample in samples:
         parts: list[Any] = [sample.key, list(sample.speaker_ids)]
         for utterance in sample.context:
-            parts.append([utterance.text, utterance.start, utterance.end])
+            parts.append([utterance.text, utterance.start, utterance.end, utterance.audio_whole])
         for path in (sample.target.audio, sample.target.video):
             parts.append(_file_identity(path))
         digest.update(json.dumps(parts, default=str).encode())

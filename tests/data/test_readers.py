@@ -142,6 +142,32 @@ def test_iemocap_speakers_order_and_media(tmp_path: Path, make_clip, make_wav) -
     assert corpus.problems == []
 
 
+def test_iemocap_telme_layout_utterance_wav_whole_and_avi_cut(tmp_path: Path, make_clip, make_wav) -> None:
+    """TelME: audio = the utterance's own wav (whole); video = the dialogue avi cut by the span."""
+    from erckit.data.pipeline import MediaResolver
+    from erckit.data.types import AudioSpec, VideoSpec, make_samples
+
+    (tmp_path / "train.csv").write_text(IEMOCAP_CSV, encoding="utf-8")
+    avi = tmp_path / "Session1" / "dialog" / "avi" / "DivX"
+    avi.mkdir(parents=True)
+    make_clip(avi / "Ses01F_impro01.avi", seconds=0.5)
+    sentences = tmp_path / "Session1" / "sentences" / "wav" / "Ses01F_impro01"
+    sentences.mkdir(parents=True)
+    make_wav(sentences / "Ses01F_impro01_F000.wav", seconds=0.2)
+    dialogue = read_iemocap(tmp_path).split("train")[0]
+    first = dialogue.utterances[0]
+    assert first.id == "Ses01F_impro01_F000"
+    assert first.audio.name == "Ses01F_impro01_F000.wav" and first.audio_whole
+    assert first.video.name == "Ses01F_impro01.avi" and (first.start, first.end) == (0.5, 1.5)
+    sample = make_samples([dialogue], IEMOCAP_LABELS)[0]
+    audio_job = MediaResolver.job(sample, AudioSpec())
+    video_job = MediaResolver.job(sample, VideoSpec())
+    assert (audio_job.start, audio_job.end) == (None, None)
+    assert (video_job.start, video_job.end) == (0.5, 1.5)
+    second = dialogue.utterances[1]  # no wav of its own: dialogue-level audio (the avi's track), cut
+    assert second.audio.name == "Ses01F_impro01.avi" and not second.audio_whole
+
+
 def test_iemocap_speaker_from_gender_letter_not_id() -> None:
     assert iemocap_speaker("Ses03M_impro08a_F002") == "Ses03_F"
     assert iemocap_speaker("Ses05F_script02_2_M031") == "Ses05_M"

@@ -18,12 +18,13 @@ columns:
 
 Media, found anywhere under ``root`` (the official tree has
 ``Session1/dialog/avi/DivX/Ses01F_impro01.avi``, ``Session1/dialog/wav/Ses01F_impro01.wav``,
-``Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F000.wav``): an
-``Utterance`` carries one span for all its media, so when the dialogue-level
-``.avi`` exists both audio and video come from dialogue-level files cut by the
-span (audio: ``<dialogue>.wav`` if present, else the avi's own audio track).
-Without a dialogue video, the per-utterance ``<utterance id>.wav`` is the audio
-and no span is set. Missing media are listed in ``corpus.problems``.
+``Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F000.wav``), as TelME uses
+them: audio is the per-utterance ``<utterance id>.wav``, decoded whole
+(``Utterance.audio_whole``); video is the dialogue-level ``.avi`` cut by the
+span. Without a per-utterance wav, audio comes from the dialogue-level
+``<dialogue>.wav`` (else the avi's own track) cut by the same span; without
+times, there is no video (nothing to cut it by). Missing media are listed in
+``corpus.problems``.
 """
 
 from __future__ import annotations
@@ -96,11 +97,14 @@ def read_iemocap_split(
         end = parse_float(v.get("EndTime", ""), "EndTime", path, row.line)
         if start is not None and end is not None and end <= start:
             raise DataError(f"{path}:{row.line}: EndTime {end} is not after StartTime {start}")
-        video = media.get("avi", {}).get(dialogue)
-        if video is not None and start is not None:
-            audio = media.get("wav", {}).get(dialogue, video)
-        else:
-            audio, video, start, end = media.get("wav", {}).get(uid), None, None, None
+        # TelME's layout: the utterance's own wav for audio, the dialogue's avi cut by the span
+        # for video. Fall back to dialogue-level audio (wav, else the avi's track) cut by the span.
+        utterance_wav = media.get("wav", {}).get(uid)
+        video = media.get("avi", {}).get(dialogue) if start is not None else None
+        audio = utterance_wav or (media.get("wav", {}).get(dialogue, video) if video is not None else None)
+        audio_whole = utterance_wav is not None and start is not None
+        if video is None:
+            start = end = None  # nothing left to cut
         if audio is None:
             missing.append(uid)
         groups[dialogue].append(
@@ -116,6 +120,7 @@ def read_iemocap_split(
                     start=start,
                     end=end,
                     id=uid,
+                    audio_whole=audio_whole,
                 ),
             )
         )
