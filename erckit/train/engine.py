@@ -337,6 +337,8 @@ class Trainer:
         selected = next((r for r in state.history if r["epoch"] == state.best_epoch), {})
         if self.runtime.is_main:
             stopped = " (early stop)" if state.stopped_early else ""
+            if state.history:
+                ui.console.print(_epoch_table(name, state.history))
             ui.console.print(
                 f"stage {name}: best dev epoch {state.best_epoch} "
                 f"(selection {state.best_metric:.4f}){stopped}" if state.best_metric is not None else f"stage {name}: done"
@@ -493,6 +495,23 @@ class Trainer:
             f"{row['stage']} epoch {row['epoch']}/{stage.epochs}  loss {row['train/loss']:.4f}  "
             f"dev wF1 {dev:.4f}{extra}  {row['train/samples_per_s']:.1f} samples/s{flag}"
         )
+
+
+def _epoch_table(stage: str, history: list[dict[str, Any]]) -> Any:
+    """Every epoch of a stage: train loss, throughput and the dev metrics that select the best one."""
+    from rich.table import Table
+
+    table = Table(title=f"stage {stage}", title_justify="left")
+    names = {"dev/weighted_f1": "dev wF1", "dev/macro_f1": "dev macro F1", "dev/accuracy": "dev acc"}
+    metrics = [k for k in names if k in history[0]] or ["dev/selection"]
+    for column in ("epoch", "train loss", *(names.get(k, "dev mean wF1") for k in metrics), "samples/s", "best"):
+        table.add_column(column, justify="right")
+    for row in history:
+        table.add_row(
+            str(row["epoch"]), f"{row['train/loss']:.4f}", *(f"{row[k]:.4f}" for k in metrics),
+            f"{row['train/samples_per_s']:.1f}", "*" if row["best"] else "",
+        )
+    return table
 
 
 def _numbers(row: dict[str, Any]) -> dict[str, float]:
