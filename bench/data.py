@@ -94,7 +94,9 @@ def main() -> None:
     from erckit.data.types import AudioSpec, Dialogue, Utterance, VideoSpec, make_samples
 
     # One thread per decode, as in DataLoader workers (torch sets 1 there); also
-    # keeps OpenMP from spinning when the 2 cores are shared.
+    # keeps OpenMP from spinning when the 2 cores are shared. Restored at the end so
+    # benchmarks run after this one in the same process (python -m bench) are not skewed.
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -135,6 +137,7 @@ def main() -> None:
     import os
 
     console.print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":
