@@ -67,7 +67,22 @@ class CacheStats:
     writes: int = 0
 
 
-class DiskCache:
+class PicklesWithoutLock:
+    """Mixin for objects sent to DataLoader workers: a lock cannot be pickled, so each copy gets a new one."""
+
+    _lock: threading.Lock
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+
+class DiskCache(PicklesWithoutLock):
     """Tensors on disk under ``root/<key[:2]>/<key>.safetensors``; safe across processes."""
 
     SUFFIX = ".safetensors"
@@ -134,12 +149,3 @@ class DiskCache:
     def _count(self, name: str) -> None:
         with self._lock:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
-
-    def __getstate__(self) -> dict[str, Any]:  # picklable for DataLoader workers
-        state = dict(self.__dict__)
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()

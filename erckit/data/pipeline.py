@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence, get_args
 
 from ..errors import DataError, MediaError
-from .cache import DiskCache, cache_key, file_identity
+from .cache import DiskCache, PicklesWithoutLock, cache_key, file_identity
 from .types import AudioSpec, MediaPolicy, MediaSpec, Sample
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class MediaReport:
         return Group(*parts)
 
 
-class MediaResolver:
+class MediaResolver(PicklesWithoutLock):
     """Decodes the media samples need, through an optional ``DiskCache``, under a policy."""
 
     def __init__(
@@ -257,15 +257,6 @@ class MediaResolver:
             report.skipped_samples.append(sample.key)
         else:
             report.zeroed += 1
-
-    def __getstate__(self) -> dict[str, Any]:  # picklable for DataLoader workers
-        state = dict(self.__dict__)
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
 
 def stand_in(spec: MediaSpec) -> "torch.Tensor":
