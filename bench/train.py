@@ -51,8 +51,11 @@ def _trainer(recipe, out: Path):
 
 
 def _epoch(objective, source, lr: float = 1e-3) -> float:
-    params = [p for p in objective.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr)
+    from erckit.recipe.schema import FuseStage
+    from erckit.train.optim import build_optimizer
+
+    # The engine's own optimiser (AdamW, fused where supported), for both variants alike.
+    optimizer = build_optimizer(FuseStage(kind="fuse", lr=lr), objective)
     objective.train()
     started = time.perf_counter()
     for batch in source:
