@@ -175,7 +175,6 @@ class Trainer:
             state = resume_point.state
             if self.runtime.is_main:
                 self._trim_metrics(state.metrics_rows)
-            if self.runtime.is_main:
                 ui.console.print(
                     f"resuming {self.run_dir}: {len(state.completed)} stage(s) done, "
                     f"stage {state.stage_index + 1} at epoch {state.epoch}"

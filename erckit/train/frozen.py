@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -19,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ..components import Encoder, ModalityOutput
+from ..data.cache import file_identity
 from ..data.types import Sample
 from .batching import BucketBatchSampler, SampleDataset, make_loader
 from .runtime import Runtime, eval_mode
@@ -60,13 +60,13 @@ def samples_digest(samples: Sequence[Sample]) -> str:
 
 
 def _file_identity(path: Any) -> Any:
+    """The media cache's file identity (path, size, mtime); a missing file is named, not an error."""
     if path is None:
         return None
     try:
-        info = os.stat(path)
+        return file_identity(path)
     except OSError:
-        return [str(path), None]
-    return [str(path), info.st_size, info.st_mtime_ns]
+        return {"path": str(path), "missing": True}
 
 
 def compute_outputs(
