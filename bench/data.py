@@ -68,10 +68,11 @@ def telme_style(path: Path, num_frames: int = 8, size: int = 224):
 
 
 def erckit_style(path: Path, num_frames: int = 8, size: int = 224):
-    from erckit.data.media import load_audio, load_frames
+    """What the resolver does for a clip's audio and frames: one open, both read."""
+    from erckit.data.media import load_many
     from erckit.data.types import AudioSpec, VideoSpec
 
-    return load_audio(path, AudioSpec()), load_frames(path, VideoSpec(num_frames, size))
+    return load_many(path, [(AudioSpec(), None, None), (VideoSpec(num_frames, size), None, None)])
 
 
 def timed(fn, items) -> float:

@@ -13,6 +13,10 @@ Contract:
   span, reached by seeking to the span (and again whenever the next target is far
   ahead), decoding forward only as far as the last target, converting only the
   chosen frames; shorter side resized to ``spec.size``.
+* ``load_many(path, requests)`` serves several (spec, start, end) requests on one
+  file from a single open of it: opening an mp4 with an AAC track costs about as
+  much as decoding its audio (FFmpeg probes the track by decoding it), so a MELD
+  clip's audio and frames are read through one container.
 
 Every failure is a ``MediaError(path, reason)``: missing file, undecodable or
 truncated container, no audio/video stream, nothing decodable in the span
@@ -24,10 +28,10 @@ from __future__ import annotations
 import functools
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ..errors import MediaError
-from .types import AudioSpec, VideoSpec
+from .types import AudioSpec, MediaSpec, VideoSpec
 
 if TYPE_CHECKING:
     import torch
@@ -37,6 +41,15 @@ if TYPE_CHECKING:
 # keyframes up to 10 s apart (x264's default is 250 frames): a shorter seek
 # usually lands on the keyframe already passed and decodes the same frames again.
 SEEK_GAP_SECONDS = 10.0
+
+# Audio decoded ahead of a seek target: a few codec frames (AAC 23 ms, MP3 26 ms).
+AUDIO_PREROLL_SECONDS = 0.1
+
+# Part of every media cache key: bump it when decoding changes what a file decodes
+# to (2: frames shrunk with an area filter instead of bilinear; audio spans decoded
+# with pre-roll), so stale entries
+# are not reused.
+DECODER_VERSION = 2
 
 
 def probe_duration(path: str | Path) -> float | None:
@@ -71,46 +84,109 @@ def load_audio(
     max_duration: float | None = None,
 ) -> "torch.Tensor":
     """Mono float32 waveform ``[T]`` at ``spec.sample_rate`` for ``[start, end]`` seconds."""
+    path = _existing(path)
+    _check_span(path, start, end)
+    with _open(path) as container:
+        return _read_audio(container, path, spec, start, end, max_duration)
+
+
+def load_frames(
+    path: str | Path,
+    spec: VideoSpec = VideoSpec(),
+    start: float | None = None,
+    end: float | None = None,
+    *,
+    max_duration: float | None = None,
+) -> "torch.Tensor":
+    """``spec.num_frames`` RGB frames ``[N, H, W, 3]`` uint8, uniformly over ``[start, end]``."""
+    path = _existing(path)
+    _check_span(path, start, end)
+    with _open(path) as container:
+        return _read_frames(container, path, spec, start, end, max_duration)
+
+
+MediaRequest = tuple[MediaSpec, "float | None", "float | None"]
+
+
+def load_many(
+    path: str | Path, requests: Sequence[MediaRequest], *, max_duration: float | None = None
+) -> "list[torch.Tensor | MediaError]":
+    """Each ``(spec, start, end)`` request decoded from one open of ``path``.
+
+    Returns, in order, the tensor ``load_audio``/``load_frames`` would return, or
+    the ``MediaError`` it would raise: one medium failing (say, an audio-only mp4
+    asked for frames) does not cost the others.
+    """
+    try:
+        path = _existing(path)
+        for _, start, end in requests:
+            _check_span(path, start, end)
+        container = _open(path)
+    except MediaError as error:
+        return [error] * len(requests)
+    results: list[Any] = []
+    with container:
+        for index, (spec, start, end) in enumerate(requests):
+            if index:
+                # The previous read left the demuxer and decoders mid-file.
+                container.seek(0)
+            read = _read_audio if isinstance(spec, AudioSpec) else _read_frames
+            try:
+                results.append(read(container, path, spec, start, end, max_duration))
+            except MediaError as error:
+                results.append(error)
+    return results
+
+
+def _read_audio(
+    container: Any, path: Path, spec: AudioSpec, start: float | None, end: float | None, max_duration: float | None
+) -> "torch.Tensor":
     import av
     import numpy as np
     import torch
 
-    path = _existing(path)
-    _check_span(path, start, end)
-    with _open(path) as container:
-        if not container.streams.audio:
-            raise MediaError(path, "no audio stream")
-        stream = container.streams.audio[0]
-        total = _check_duration(path, container, stream, start, end, max_duration)
-        rate = stream.rate or stream.codec_context.sample_rate
-        if not rate:
-            raise MediaError(path, "audio stream has no sample rate")
-        # Convert to planar float at the native rate (no resampling here: torchaudio
-        # does that below) so every codec's sample format looks the same.
-        converter = av.AudioResampler(format="fltp")
-        begin = start or 0.0
-        if begin > 0:
-            container.seek(_to_pts(begin, stream.time_base), stream=stream, backward=True)
-        chunks: list[np.ndarray] = []
-        first_time: float | None = None
-        # Without an end, stop at the header's duration: codecs such as AAC pad the
-        # last frame, and that padding is not part of the recording.
-        limit = end if end is not None else total
-        if spec.max_seconds is not None:
-            limit = begin + spec.max_seconds if limit is None else min(limit, begin + spec.max_seconds)
-        try:
-            for frame in container.decode(stream):
-                if first_time is None:
-                    first_time = frame.time if frame.time is not None else 0.0
-                if limit is not None and frame.time is not None and frame.time >= limit:
-                    break
-                for converted in converter.resample(frame):
-                    chunks.append(_mono(converted.to_ndarray()))
-            for converted in converter.resample(None):
-                chunks.append(_mono(converted.to_ndarray()))
-        except av.FFmpegError as error:
-            raise MediaError(path, f"undecodable audio: {_describe(error)}") from None
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    if not container.streams.audio:
+        raise MediaError(path, "no audio stream")
+    stream = container.streams.audio[0]
+    total = _check_duration(path, container, stream, start, end, max_duration)
+    rate = stream.rate or stream.codec_context.sample_rate
+    if not rate:
+        raise MediaError(path, "audio stream has no sample rate")
+    # Planar float at the native rate (torchaudio resamples below), so every codec's
+    # sample format looks the same. AAC and MP3 decode to it already; only the
+    # others (e.g. 16-bit wav) go through FFmpeg's converter.
+    converter = None
+    begin = start or 0.0
+    if begin > 0:
+        # Lapped codecs (AAC, MP3) need the packet before a point to reconstruct
+        # it; start a little early so the first frame after the seek, which lacks
+        # it, falls before ``start`` and is trimmed away.
+        container.seek(_to_pts(max(begin - AUDIO_PREROLL_SECONDS, 0.0), stream.time_base), stream=stream, backward=True)
+    chunks: list[np.ndarray] = []
+    first_time: float | None = None
+    # Without an end, stop at the header's duration: codecs such as AAC pad the
+    # last frame, and that padding is not part of the recording.
+    limit = end if end is not None else total
+    if spec.max_seconds is not None:
+        limit = begin + spec.max_seconds if limit is None else min(limit, begin + spec.max_seconds)
+    try:
+        for frame in container.decode(stream):
+            if first_time is None:
+                first_time = frame.time if frame.time is not None else 0.0
+            if limit is not None and frame.time is not None and frame.time >= limit:
+                break
+            if converter is None and frame.format.name == "fltp":
+                chunks.append(frame.to_ndarray())
+                continue
+            converter = converter or av.AudioResampler(format="fltp")
+            chunks.extend(converted.to_ndarray() for converted in converter.resample(frame))
+        if converter is not None:
+            chunks.extend(converted.to_ndarray() for converted in converter.resample(None))
+    except av.FFmpegError as error:
+        raise MediaError(path, f"undecodable audio: {_describe(error)}") from None
+    # Planar float chunks are [channels, samples]; averaging the channels keeps the
+    # level of a mono mix. Done once on the whole span rather than per frame.
+    samples = np.concatenate(chunks, axis=1).mean(axis=0) if chunks else np.zeros(0, dtype=np.float32)
     # Trim to the exact span: decoding starts at the packet before ``start``.
     offset = max(0, round((begin - (first_time or 0.0)) * rate))
     stop = None if limit is None else max(offset, round((limit - (first_time or 0.0)) * rate))
@@ -125,53 +201,51 @@ def load_audio(
     return wave.contiguous()
 
 
-def load_frames(
-    path: str | Path,
-    spec: VideoSpec = VideoSpec(),
-    start: float | None = None,
-    end: float | None = None,
-    *,
-    max_duration: float | None = None,
+def _read_frames(
+    container: Any, path: Path, spec: VideoSpec, start: float | None, end: float | None, max_duration: float | None
 ) -> "torch.Tensor":
-    """``spec.num_frames`` RGB frames ``[N, H, W, 3]`` uint8, uniformly over ``[start, end]``."""
     import av
     import numpy as np
     import torch
+    from av.video.reformatter import Interpolation, VideoReformatter
 
-    path = _existing(path)
-    _check_span(path, start, end)
     if spec.num_frames < 1:
         raise MediaError(path, f"num_frames must be >= 1, got {spec.num_frames}")
-    with _open(path) as container:
-        if not container.streams.video:
-            raise MediaError(path, "no video stream")
-        stream = container.streams.video[0]
-        total = _check_duration(path, container, stream, start, end, max_duration)
-        begin = start or 0.0
-        finish = end if end is not None else total
-        if finish is None:
-            # Header without a duration (rare, e.g. raw streams): only then is the
-            # whole file decoded, to find out where it ends.
-            finish = _last_frame_time(path, container, stream)
-            container.seek(0, stream=stream, backward=True)
-        span = max(finish - begin, 0.0)
-        targets = [begin + (i + 0.5) * span / spec.num_frames for i in range(spec.num_frames)]
-        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-        half_frame = 0.5 / float(rate)
-        try:
-            picked = _frames_at(container, stream, targets, half_frame)
-        except av.FFmpegError as error:
-            raise MediaError(path, f"undecodable video: {_describe(error)}") from None
-        if not picked:
-            raise MediaError(path, "no video frames" + _span_text(start, end))
-        width, height = _target_size(picked[0].width, picked[0].height, spec.size)
-        arrays: dict[int, np.ndarray] = {}
-        out = []
-        for frame in picked:
-            # The same frame can be picked twice (clip shorter than N frames).
-            if id(frame) not in arrays:
-                arrays[id(frame)] = frame.to_ndarray(format="rgb24", width=width, height=height)
-            out.append(arrays[id(frame)])
+    if not container.streams.video:
+        raise MediaError(path, "no video stream")
+    stream = container.streams.video[0]
+    total = _check_duration(path, container, stream, start, end, max_duration)
+    begin = start or 0.0
+    finish = end if end is not None else total
+    if finish is None:
+        # Header without a duration (rare, e.g. raw streams): only then is the
+        # whole file decoded, to find out where it ends.
+        finish = _last_frame_time(path, container, stream)
+        container.seek(0, stream=stream, backward=True)
+    span = max(finish - begin, 0.0)
+    targets = [begin + (i + 0.5) * span / spec.num_frames for i in range(spec.num_frames)]
+    rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+    half_frame = 0.5 / float(rate)
+    try:
+        picked = _frames_at(container, stream, targets, half_frame)
+    except av.FFmpegError as error:
+        raise MediaError(path, f"undecodable video: {_describe(error)}") from None
+    if not picked:
+        raise MediaError(path, "no video frames" + _span_text(start, end))
+    width, height = _target_size(picked[0].width, picked[0].height, spec.size)
+    # One scaler for all frames (FFmpeg sets it up once), in this thread: sample
+    # loading already runs in parallel workers. AREA averages the source pixels
+    # each output pixel covers, the right filter for shrinking.
+    reformatter = VideoReformatter()
+    arrays: dict[int, np.ndarray] = {}
+    out = []
+    for frame in picked:
+        # The same frame can be picked twice (clip shorter than N frames).
+        if id(frame) not in arrays:
+            arrays[id(frame)] = reformatter.reformat(
+                frame, width=width, height=height, format="rgb24", interpolation=Interpolation.AREA, threads=1
+            ).to_ndarray()
+        out.append(arrays[id(frame)])
     return torch.from_numpy(np.stack(out))
 
 
@@ -239,11 +313,6 @@ def _resampler(orig: int, new: int) -> Any:
     import torchaudio
 
     return torchaudio.transforms.Resample(orig, new)
-
-
-def _mono(samples: Any) -> Any:
-    # Planar float: [channels, samples]; averaging keeps the level of a mono mix.
-    return samples.mean(axis=0) if samples.shape[0] > 1 else samples[0]
 
 
 def _to_pts(seconds: float, time_base: Fraction | None) -> int:

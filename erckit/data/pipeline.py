@@ -128,8 +128,11 @@ class MediaResolver(PicklesWithoutLock):
 
     def parts(self, job: MediaJob) -> dict[str, Any]:
         """Cache-key parts: file identity, span, spec, and the duration limit."""
+        from .media import DECODER_VERSION
+
         return {
             "kind": "media",
+            "decoder": DECODER_VERSION,
             "file": file_identity(job.path),
             "span": [job.start, job.end],
             "spec": job.spec,
@@ -137,27 +140,48 @@ class MediaResolver(PicklesWithoutLock):
         }
 
     # -- decoding -----------------------------------------------------------
-    def decode(self, job: MediaJob) -> "torch.Tensor":
-        """Decode a job (no cache). Raises ``MediaError``."""
-        from .media import load_audio, load_frames
-
-        if isinstance(job.spec, AudioSpec):
-            return load_audio(job.path, job.spec, job.start, job.end, max_duration=self.max_duration)
-        return load_frames(job.path, job.spec, job.start, job.end, max_duration=self.max_duration)
-
     def load(self, job: MediaJob) -> tuple["torch.Tensor", bool]:
         """``(tensor, from_cache)``; raises ``MediaError`` (remembered failures included)."""
-        if job in self.failures:
-            raise MediaError(job.path, self.failures[job])
-        name = _SLOTS[job.spec.modality][0]
-        if self.cache is None:
-            return self.decode(job), False
-        try:
-            parts = self.parts(job)
-        except OSError:
-            raise MediaError(job.path, "file not found") from None
-        tensors, hit = self.cache.get_or_compute(parts, lambda: {name: self.decode(job)})
-        return tensors[name], hit
+        (result,) = self.load_all([job])
+        if isinstance(result, MediaError):
+            raise result
+        return result
+
+    def load_all(self, jobs: Sequence[MediaJob]) -> list[tuple["torch.Tensor", bool] | MediaError]:
+        """``load`` for several jobs, each result or its ``MediaError`` in order.
+
+        Jobs on the same file that miss the cache are decoded from one open of it
+        (a MELD clip's audio and frames), which saves FFmpeg probing it twice.
+        """
+        from .media import load_many
+
+        results: list[Any] = [None] * len(jobs)
+        misses: dict[Path, list[tuple[int, str | None]]] = {}
+        for index, job in enumerate(jobs):
+            if job in self.failures:
+                results[index] = MediaError(job.path, self.failures[job])
+                continue
+            key = None
+            if self.cache is not None:
+                try:
+                    key = cache_key(self.parts(job))
+                except OSError:
+                    results[index] = MediaError(job.path, "file not found")
+                    continue
+                cached = self.cache.get(key)
+                if cached is not None:
+                    results[index] = (cached[_SLOTS[job.spec.modality][0]], True)
+                    continue
+            misses.setdefault(job.path, []).append((index, key))
+        for path, pending in misses.items():
+            requests = [(jobs[i].spec, jobs[i].start, jobs[i].end) for i, _ in pending]
+            for (index, key), value in zip(pending, load_many(path, requests, max_duration=self.max_duration)):
+                if not isinstance(value, MediaError):
+                    if key is not None and self.cache is not None:
+                        self.cache.put(key, {_SLOTS[jobs[index].spec.modality][0]: value})
+                    value = (value, False)
+                results[index] = value
+        return results
 
     def prepare(self, samples: Iterable[Sample], specs: Sequence[MediaSpec], progress: bool = True, console: "Console | None" = None) -> MediaReport:
         """Decode every needed (file, span, spec) once into the cache; report everything.
@@ -179,27 +203,31 @@ class MediaResolver(PicklesWithoutLock):
                     jobs.setdefault(job, None)
         failed_keys: dict[MediaJob, str] = {}
 
-        def run(job: MediaJob) -> tuple[MediaJob, bool | None, str | None]:
-            try:
-                _, hit = self.load(job)
-                return job, hit, None
-            except MediaError as error:
-                return job, None, error.reason
+        by_file: dict[Path, list[MediaJob]] = {}
+        for job in jobs:
+            by_file.setdefault(job.path, []).append(job)
+
+        def run(group: list[MediaJob]) -> list[tuple[MediaJob, bool | None, str | None]]:
+            return [
+                (job, None, result.reason) if isinstance(result, MediaError) else (job, result[1], None)
+                for job, result in zip(group, self.load_all(group))
+            ]
 
         columns = (TextColumn("[bold]decoding media"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console or _stderr(), disable=not progress, transient=False) as bar:
             task = bar.add_task("media", total=len(jobs))
             with ThreadPoolExecutor(self.workers) as pool:
-                for job, hit, reason in pool.map(run, jobs):
-                    if reason is not None:
-                        report.failed += 1
-                        report.reasons[job.describe()] = reason
-                        failed_keys[job] = reason
-                    elif hit:
-                        report.cached += 1
-                    else:
-                        report.decoded += 1
-                    bar.advance(task)
+                for outcomes in pool.map(run, by_file.values()):
+                    for job, hit, reason in outcomes:
+                        if reason is not None:
+                            report.failed += 1
+                            report.reasons[job.describe()] = reason
+                            failed_keys[job] = reason
+                        elif hit:
+                            report.cached += 1
+                        else:
+                            report.decoded += 1
+                        bar.advance(task)
         self.failures.update(failed_keys)
         if failed_keys and self.policy != "error":
             # Count the samples the policy will act on, so the report says how many.
@@ -220,13 +248,18 @@ class MediaResolver(PicklesWithoutLock):
 
     def fill(self, sample: Sample, specs: Sequence[MediaSpec]) -> bool:
         """Set the sample's media for ``specs``; False means: drop it (policy ``skip``)."""
-        for spec in specs:
+        jobs = [self.job(sample, spec) for spec in specs]
+        present = [job for job in jobs if job is not None]
+        loaded = dict(zip(present, self.load_all(present)))
+        for spec, job in zip(specs, jobs):
             attribute = _SLOTS[spec.modality][1]
-            job = self.job(sample, spec)
             try:
                 if job is None:
                     raise MediaError(f"{sample.key}", f"no {spec.modality} for this utterance")
-                tensor, _ = self.load(job)
+                result = loaded[job]
+                if isinstance(result, MediaError):
+                    raise result
+                tensor = result[0]
             except MediaError as error:
                 with self._lock:
                     self.report.reasons.setdefault(error.path, error.reason)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from erckit.data.media import load_audio, load_frames, probe_duration
+from erckit.data.media import load_audio, load_frames, load_many, probe_duration
 from erckit.data.types import AudioSpec, VideoSpec
 from erckit.errors import MediaError
 
@@ -111,3 +111,21 @@ def test_clip_longer_than_max_duration(clip: Path) -> None:
 
 def test_probe_duration(clip: Path) -> None:
     assert probe_duration(clip) == pytest.approx(1.0, abs=0.05)
+
+
+def test_load_many_reads_each_request_as_the_single_loaders_do(clip: Path) -> None:
+    audio, frames, part = load_many(
+        clip, [(AudioSpec(), None, None), (VideoSpec(num_frames=4, size=32), None, None), (AudioSpec(), 0.25, 0.75)]
+    )
+    assert torch.equal(audio, load_audio(clip, AudioSpec()))
+    assert torch.equal(frames, load_frames(clip, VideoSpec(num_frames=4, size=32)))
+    assert torch.equal(part, load_audio(clip, AudioSpec(), start=0.25, end=0.75))
+
+
+def test_load_many_one_failing_request_does_not_cost_the_others(tmp_path: Path, make_clip) -> None:
+    path = make_clip(tmp_path / "audio_only.mp4", video=False)
+    audio, frames = load_many(path, [(AudioSpec(), None, None), (VideoSpec(), None, None)])
+    assert isinstance(audio, torch.Tensor) and audio.numel() > 0
+    assert isinstance(frames, MediaError) and "no video stream" in frames.reason
+    missing = load_many(tmp_path / "nope.mp4", [(AudioSpec(), None, None), (VideoSpec(), None, None)])
+    assert all(isinstance(error, MediaError) and error.reason == "file not found" for error in missing)

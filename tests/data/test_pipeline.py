@@ -93,3 +93,20 @@ def test_report_renders(tmp_path: Path, make_clip) -> None:
     console.print(report.render())
     text = console.export_text()
     assert "decoded" in text and "broken.mp4" in text
+
+
+def test_audio_and_frames_of_one_clip_come_from_one_open(tmp_path: Path, make_clip, monkeypatch) -> None:
+    from erckit.data import media
+
+    opened: list[Path] = []
+    real_open = media._open
+
+    def counting_open(path: Path):
+        opened.append(path)
+        return real_open(path)
+
+    monkeypatch.setattr(media, "_open", counting_open)
+    sample = _samples(tmp_path, make_clip)[0]
+    assert MediaResolver(DiskCache(tmp_path / "cache"), "error").fill(sample, SPECS)
+    assert sample.present == {"audio": True, "visual": True}
+    assert [path.name for path in opened] == ["good.mp4"]
