@@ -148,3 +148,16 @@ def test_projects_other_sizes_and_validates_dims():
         asf(num_classes=C, dim=DIM, heads=3, input_dims={"text": 8, "audio": DIM}, anchor="text")
     with pytest.raises(ErckitError, match="besides the anchor"):
         asf(num_classes=C, dim=DIM, heads=3, input_dims={"text": DIM}, anchor="text")
+
+
+def test_sample_attention_matches_multihead_attention_with_padding_mask():
+    from erckit_telme.asf import SampleAttention
+
+    torch.manual_seed(0)
+    lean = SampleAttention(DIM, 2, batch_first=True)
+    general = torch.nn.MultiheadAttention(DIM, 2, batch_first=True)
+    general.load_state_dict(lean.state_dict())  # same parameter names
+    x = torch.randn(5, 3, DIM)
+    take_part = torch.tensor([[1, 1, 1], [1, 0, 1], [0, 0, 1], [1, 1, 0], [0, 1, 0]], dtype=torch.bool)
+    expected, _ = general(x, x, x, key_padding_mask=~take_part, need_weights=False)
+    torch.testing.assert_close(lean(x, take_part), expected)

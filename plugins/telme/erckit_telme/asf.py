@@ -25,6 +25,12 @@ Defects of the published code avoided here:
   teacher. Such rows are not attended over an all-masked key set (which yields
   NaN in PyTorch); they attend over their zero tokens, and the result is discarded.
 * alpha is computed in float32 with an epsilon instead of replacing ||h|| = 0 by 1.
+
+The fusion stage trains ASF alone on cached embeddings, where a step costs only
+this module, so its forward is written with few tensor ops: the attention is
+``SampleAttention`` (``nn.MultiheadAttention``'s weights and state-dict names,
+one fused projection and ``scaled_dot_product_attention``, without the general
+module's per-call mask conversions and checks).
 """
 
 from __future__ import annotations
@@ -32,12 +38,34 @@ from __future__ import annotations
 from typing import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from erckit.components import Fuser, ModalityOutput
 from erckit.errors import ErckitError
 
 EPS = 1e-6
+
+
+class SampleAttention(nn.MultiheadAttention):
+    """Self-attention over each sample's tokens, x [B, M, dim] -> [B, M, dim].
+
+    ``take_part`` [B, M] bool says which tokens may be attended to (each row needs
+    at least one). Same parameters, names and result as
+    ``nn.MultiheadAttention(dim, heads, batch_first=True)(x, x, x,
+    key_padding_mask=~take_part)`` without dropout.
+    """
+
+    def forward(self, x: Tensor, take_part: Tensor) -> Tensor:  # type: ignore[override]
+        batch, tokens, dim = x.shape
+        heads = self.num_heads
+        q, k, v = (
+            F.linear(x, self.in_proj_weight, self.in_proj_bias)
+            .view(batch, tokens, 3, heads, dim // heads)
+            .permute(2, 0, 3, 1, 4)
+        )
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=take_part[:, None, None, :])
+        return self.out_proj(attended.transpose(1, 2).reshape(batch, tokens, dim))
 
 
 class ASF(Fuser):
@@ -71,7 +99,7 @@ class ASF(Fuser):
         self.project = nn.ModuleDict(
             {name: nn.Linear(input_dims[name], dim) if input_dims[name] != dim else nn.Identity() for name in self.others}
         )
-        self.attention = nn.MultiheadAttention(dim, heads, dropout=0.0, batch_first=True)
+        self.attention = SampleAttention(dim, heads, dropout=0.0, batch_first=True)
         self.attention_norm = nn.LayerNorm(dim)
         self.W_hav = nn.Linear(2 * dim, dim)
         self.W_av = nn.Linear(dim, dim)
@@ -91,24 +119,22 @@ class ASF(Fuser):
                 columns.append(like.new_zeros(batch, self.dim))
                 present.append(torch.zeros(batch, dtype=torch.bool, device=like.device))
                 continue
-            mask = output.present().to(like.device)
-            embedding = self.project[name](output.embedding.to(like.dtype))
-            columns.append(embedding * mask.unsqueeze(-1).to(embedding.dtype))
-            present.append(mask)
-        return torch.stack(columns, dim=1), torch.stack(present, dim=1)
+            columns.append(self.project[name](output.embedding.to(like.dtype)))
+            present.append(output.present().to(like.device))
+        mask = torch.stack(present, dim=1)
+        return torch.stack(columns, dim=1) * mask.unsqueeze(-1).to(like.dtype), mask
 
     def shift(self, t: Tensor, x: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
         """The displacement h [B, dim] and alpha [B, 1] for anchor t and tokens x."""
-        any_present = present.any(dim=1)  # [B]
+        any_present = present.any(dim=1, keepdim=True)  # [B, 1]
         # Rows with nothing present attend over their (zero) tokens instead of an
         # all-masked key set; their output is discarded below.
-        key_padding_mask = ~present & any_present.unsqueeze(1)
-        attended, _ = self.attention(x, x, x, key_padding_mask=key_padding_mask, need_weights=False)
+        attended = self.attention(x, present | ~any_present)
         attended = self.dropout(self.attention_norm(attended + x))
         weights = present.unsqueeze(-1).to(attended.dtype)
         av = (attended * weights).sum(1) / weights.sum(1).clamp_min(1.0)
         gate = torch.relu(self.W_hav(torch.cat([av, t], dim=-1)))
-        h = gate * self.W_av(av) * any_present.unsqueeze(-1).to(av.dtype)
+        h = gate * self.W_av(av) * any_present.to(av.dtype)
         alpha = self.alpha(t, h)
         return h, alpha
 
