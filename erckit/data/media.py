@@ -46,9 +46,8 @@ SEEK_GAP_SECONDS = 10.0
 AUDIO_PREROLL_SECONDS = 0.1
 
 # Part of every media cache key: bump it when decoding changes what a file decodes
-# to (2: frames shrunk with an area filter instead of bilinear; audio spans decoded
-# with pre-roll), so stale entries
-# are not reused.
+# to, so stale entries are not reused. 2: frames shrunk with antialiased bilinear
+# in torch instead of FFmpeg's bilinear; audio spans decoded with pre-roll.
 DECODER_VERSION = 2
 
 
@@ -70,7 +69,12 @@ def _open(path: Path) -> Any:
     import av
 
     try:
-        return av.open(str(path))
+        # Opening a file runs FFmpeg's stream probe, which decodes the first 7-20
+        # H.264 frames only to guess their reorder delay, then throws them away:
+        # most of the cost of opening a short clip. Telling the probe's decoders
+        # to skip every frame avoids that; pixel format and timing still come
+        # from the container, and the decoders that read the frames are unaffected.
+        return av.open(str(path), options={"skip_frame": "all"})
     except (av.FFmpegError, OSError) as error:
         raise MediaError(path, f"cannot open: {_describe(error)}") from None
 
@@ -169,13 +173,17 @@ def _read_audio(
     limit = end if end is not None else total
     if spec.max_seconds is not None:
         limit = begin + spec.max_seconds if limit is None else min(limit, begin + spec.max_seconds)
+    native = True  # frames already planar float: no converter
+    tick = float(stream.time_base)
     try:
         for frame in container.decode(stream):
+            time = _seconds(frame, tick)
             if first_time is None:
-                first_time = frame.time if frame.time is not None else 0.0
-            if limit is not None and frame.time is not None and frame.time >= limit:
+                first_time = time if time is not None else 0.0
+                native = frame.format.name == "fltp"
+            if limit is not None and time is not None and time >= limit:
                 break
-            if converter is None and frame.format.name == "fltp":
+            if native:
                 chunks.append(frame.to_ndarray())
                 continue
             converter = converter or av.AudioResampler(format="fltp")
@@ -207,7 +215,8 @@ def _read_frames(
     import av
     import numpy as np
     import torch
-    from av.video.reformatter import Interpolation, VideoReformatter
+    import torch.nn.functional as F
+    from av.video.reformatter import VideoReformatter
 
     if spec.num_frames < 1:
         raise MediaError(path, f"num_frames must be >= 1, got {spec.num_frames}")
@@ -232,21 +241,24 @@ def _read_frames(
         raise MediaError(path, f"undecodable video: {_describe(error)}") from None
     if not picked:
         raise MediaError(path, "no video frames" + _span_text(start, end))
-    width, height = _target_size(picked[0].width, picked[0].height, spec.size)
     # One scaler for all frames (FFmpeg sets it up once), in this thread: sample
-    # loading already runs in parallel workers. AREA averages the source pixels
-    # each output pixel covers, the right filter for shrinking.
+    # loading already runs in parallel workers.
     reformatter = VideoReformatter()
     arrays: dict[int, np.ndarray] = {}
     out = []
     for frame in picked:
         # The same frame can be picked twice (clip shorter than N frames).
         if id(frame) not in arrays:
-            arrays[id(frame)] = reformatter.reformat(
-                frame, width=width, height=height, format="rgb24", interpolation=Interpolation.AREA, threads=1
-            ).to_ndarray()
+            arrays[id(frame)] = reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
         out.append(arrays[id(frame)])
-    return torch.from_numpy(np.stack(out))
+    frames = torch.from_numpy(np.stack(out))
+    width, height = _target_size(frames.shape[2], frames.shape[1], spec.size)
+    if (height, width) == tuple(frames.shape[1:3]):
+        return frames
+    # Antialiased bilinear, as PIL and torchvision resize for image models; torch's
+    # uint8 kernel for channels-last input is twice as fast as FFmpeg's scaler here.
+    resized = F.interpolate(frames.permute(0, 3, 1, 2), size=(height, width), mode="bilinear", antialias=True)
+    return resized.permute(0, 2, 3, 1).contiguous()
 
 
 def _frames_at(container: Any, stream: Any, targets: list[float], half_frame: float) -> list[Any]:
@@ -264,6 +276,7 @@ def _frames_at(container: Any, stream: Any, targets: list[float], half_frame: fl
     ahead: Any = None  # a decoded frame already past the current target
     position = float("-inf")
     exhausted = False
+    tick = float(stream.time_base)
     for target in targets:
         if frames is None or (not exhausted and target - position > SEEK_GAP_SECONDS):
             seek_to = max(target - half_frame, 0.0)
@@ -275,7 +288,8 @@ def _frames_at(container: Any, stream: Any, targets: list[float], half_frame: fl
                 if ahead is None:
                     exhausted = True
                     break
-                position = ahead.time if ahead.time is not None else position + 2 * half_frame
+                time = _seconds(ahead, tick)
+                position = time if time is not None else position + 2 * half_frame
             if position > target + 1e-6:
                 break
             shown, ahead = ahead, None
@@ -283,6 +297,13 @@ def _frames_at(container: Any, stream: Any, targets: list[float], half_frame: fl
         if chosen is not None:
             picked.append(chosen)
     return picked
+
+
+def _seconds(frame: Any, tick: float) -> float | None:
+    """``frame.time`` for a frame of a stream whose time base is ``tick`` seconds; PyAV's
+    exact-fraction version costs more per frame than decoding a short audio frame."""
+    pts = frame.pts
+    return None if pts is None else pts * tick
 
 
 def _last_frame_time(path: Path, container: Any, stream: Any) -> float:

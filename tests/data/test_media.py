@@ -129,3 +129,29 @@ def test_load_many_one_failing_request_does_not_cost_the_others(tmp_path: Path, 
     assert isinstance(frames, MediaError) and "no video stream" in frames.reason
     missing = load_many(tmp_path / "nope.mp4", [(AudioSpec(), None, None), (VideoSpec(), None, None)])
     assert all(isinstance(error, MediaError) and error.reason == "file not found" for error in missing)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_skipping_the_open_probe_decodes_the_same_frames(tmp_path: Path, suffix: str, monkeypatch) -> None:
+    # H.264 with B-frames is what FFmpeg's probe decodes frames for (reorder delay).
+    import av
+    import numpy as np
+
+    from erckit.data import media
+
+    path = tmp_path / f"bframes{suffix}"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"bframes": "3", "keyint": "10"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        texture = np.random.default_rng(0).integers(0, 255, size=(48, 64, 3), dtype=np.uint8)
+        for i in range(50):
+            frame = av.VideoFrame.from_ndarray(np.roll(texture, 2 * i, axis=1), format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    spec = VideoSpec(num_frames=8, size=None)
+    fast = [load_frames(path, spec), load_frames(path, spec, start=0.3, end=1.7)]
+    monkeypatch.setattr(media, "_open", lambda p: av.open(str(p)))  # FFmpeg's full probe
+    full = [load_frames(path, spec), load_frames(path, spec, start=0.3, end=1.7)]
+    for a, b in zip(fast, full):
+        assert torch.equal(a, b)
