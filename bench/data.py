@@ -164,16 +164,18 @@ def erckit_style(path: Path, num_frames: int = 8, size: int = 224):
     return load_many(path, [(AudioSpec(), None, None), (VideoSpec(num_frames, size), None, None)])
 
 
-def timed(fn, items, repeats: int = 3) -> float:
-    """Seconds for one pass over ``items``: the best of ``repeats`` passes, the one least
-    disturbed by other work on the machine (as ``timeit`` reports)."""
-    best = float("inf")
+def interleaved(loads: dict, items, repeats: int = 3) -> dict[str, float]:
+    """Seconds per method for one pass over ``items``: each item is loaded by every method in
+    turn, ``repeats`` rounds, keeping each (method, item)'s best time. Alternating the methods
+    item by item means a slow spell on a shared machine hits them alike, so their ratio holds."""
+    best = {(name, index): float("inf") for name in loads for index in range(len(items))}
     for _ in range(repeats):
-        began = time.perf_counter()
-        for item in items:
-            fn(item)
-        best = min(best, time.perf_counter() - began)
-    return best
+        for index, item in enumerate(items):
+            for name, load in loads.items():
+                began = time.perf_counter()
+                load(item)
+                best[name, index] = min(best[name, index], time.perf_counter() - began)
+    return {name: sum(best[name, index] for index in range(len(items))) for name in loads}
 
 
 def main() -> None:
@@ -207,8 +209,9 @@ def main() -> None:
             baselines["TelME's code (cv2 + librosa)"] = telme_code
         for load in (erckit_style, *baselines.values()):
             load(clips[0])  # warm-up: imports, resampler kernels, first-call set-up
-        ours = timed(erckit_style, clips)
-        references = {name: timed(load, clips) for name, load in baselines.items()}
+        seconds = interleaved({"erckit": erckit_style, **baselines}, clips)
+        ours = seconds.pop("erckit")
+        references = seconds
 
         specs = [AudioSpec(), VideoSpec(8, 224)]
         dialogue = Dialogue("d", tuple(Utterance("A", "x", "neutral", audio=c, video=c) for c in clips))
@@ -227,8 +230,11 @@ def main() -> None:
 
         dialogue_video = build_clip(root / "dialogue.mp4", seconds=60.0)
         span = (40.0, 43.0)
-        sequential = timed(lambda p: sequential_span(p, *span), [dialogue_video])
-        seeking = timed(lambda p: load_frames(p, VideoSpec(8, 224), *span), [dialogue_video])
+        span_seconds = interleaved({
+            "sequential": lambda p: sequential_span(p, *span),
+            "seeking": lambda p: load_frames(p, VideoSpec(8, 224), *span),
+        }, [dialogue_video])
+        sequential, seeking = span_seconds["sequential"], span_seconds["seeking"]
 
     table = Table(title=f"erckit data benchmark ({args.clips} clips of 3 s, 25 fps, 320x240, 44.1 kHz)")
     for column in ("comparison", "baseline", "erckit", "speed-up", "target"):
