@@ -71,14 +71,34 @@ def dev_dialogues(utterances: int) -> list[Any]:
     return chosen
 
 
-def timed(run: Callable[[], Any], repeats: int) -> float:
-    """Best wall-clock seconds of ``repeats`` runs (the least disturbed by other processes)."""
-    best = float("inf")
+def alternating(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Best wall-clock seconds of each run over ``repeats`` rounds, the runs taking turns
+    within a round so a slow spell on a shared machine hits them alike."""
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
+
+
+def matmul_headroom(tokens: int, batch: int, hidden: int, inner: int) -> tuple[float, float]:
+    """GFLOP/s of the encoder's largest matrix product shaped as for one utterance
+    (``tokens`` rows) and for a batch of them: the most batching can gain on this device."""
+    import torch
+
+    rates = []
+    for rows in (tokens, tokens * batch):
+        a, b = torch.randn(rows, hidden), torch.randn(hidden, inner)
+        for _ in range(3):
+            a @ b
+        repeats = max(3, 20_000 // rows)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        rates.append(2 * rows * hidden * inner * repeats / (time.perf_counter() - start) / 1e9)
+    return rates[0], rates[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128, help="teacher token limit (context + prompt + mask)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs per method (best is reported)")
+    parser.add_argument("--repeats", type=int, default=2, help="rounds of the three methods taking turns (each one's best is reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
 
@@ -130,11 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                 torch.softmax(model({"text": batch}).float(), dim=-1)
 
     predict_with(predictor, dialogues[:2])  # warm-up: allocator, thread pool, kernels
-    seconds = {
-        "predict": timed(run_predict, args.repeats),
-        "raw forward": timed(run_raw, args.repeats),
-        "one at a time": timed(run_loop, max(1, args.repeats - 1)),
-    }
+    seconds = alternating({"predict": run_predict, "raw forward": run_raw, "one at a time": run_loop}, args.repeats)
     rate = {name: n / s for name, s in seconds.items()}
 
     table = Table(title=f"erckit predict throughput: MiniLM-L6 teacher, MELD dev, {n} utterances "
@@ -149,6 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(name, f"{seconds[name]:.2f}", f"{rate[name]:.1f}", f"{ratio:.2f}",
                       targets.get(name, "") + met)
     console.print(table)
+    config = encoder.backbone.config
+    single, batched = matmul_headroom(round(tokens / n), args.batch_size, config.hidden_size, config.intermediate_size)
+    console.print(
+        f"matrix products {round(tokens / n)}x{config.hidden_size} @ {config.hidden_size}x{config.intermediate_size}: "
+        f"{single:.0f} GFLOP/s for one utterance, {batched:.0f} for a batch of {args.batch_size} "
+        f"({batched / single:.2f}x: the most batching can gain here on the bulk of the work)"
+    )
     return 0
 
 
