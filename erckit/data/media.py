@@ -25,6 +25,7 @@ truncated container, no audio/video stream, nothing decodable in the span
 
 from __future__ import annotations
 
+import bisect
 import functools
 from fractions import Fraction
 from pathlib import Path
@@ -277,11 +278,13 @@ def _frames_at(container: Any, stream: Any, targets: list[float], half_frame: fl
     position = float("-inf")
     exhausted = False
     tick = float(stream.time_base)
+    # A frame is on screen at target t when its time <= t + 1e-6 < the next frame's time.
+    shifted = [target + 1e-6 for target in targets]
     for target in targets:
         if frames is None or (not exhausted and target - position > SEEK_GAP_SECONDS):
             seek_to = max(target - half_frame, 0.0)
             container.seek(_to_pts(seek_to, stream.time_base), stream=stream, backward=True)
-            frames, shown, ahead = container.decode(stream), None, None
+            frames, shown, ahead = _decoded(container, stream, shifted, tick), None, None
         while not exhausted:
             if ahead is None:
                 ahead = next(frames, None)
@@ -296,7 +299,35 @@ def _frames_at(container: Any, stream: Any, targets: list[float], half_frame: fl
         chosen = shown if shown is not None else ahead
         if chosen is not None:
             picked.append(chosen)
+    stream.codec_context.skip_frame = "DEFAULT"
     return picked
+
+
+def _decoded(container: Any, stream: Any, shifted_targets: list[float], tick: float) -> Iterator[Any]:
+    """The stream's frames from the current position, in display order, except non-reference
+    frames (most B-frames) that cannot be on screen at any target, which are not decoded at all.
+
+    A frame at time p is on screen at a target only if the target lies in [p, next frame's
+    time). Packets arrive in decode order with their times; once a packet later in display
+    order (time q > p) has been seen, the next frame is no later than q, so a frame with no
+    target in [p, q) is never wanted. Such a packet is decoded with ``skip_frame = NONREF``:
+    the decoder drops it only if no other frame refers to it, so the frames kept are exactly
+    those a full decode gives. Packets without a time, and codecs without the option, decode
+    as usual. In content with B-frames this skips about a third of the decoding.
+    """
+    context = stream.codec_context
+    seen: list[float] = []  # times of the packets so far, sorted
+    for packet in container.demux(stream):
+        skip = False
+        if packet.pts is not None:
+            time = packet.pts * tick
+            later = bisect.bisect_right(seen, time)
+            if later < len(seen):
+                first_target = bisect.bisect_left(shifted_targets, time)
+                skip = first_target == len(shifted_targets) or shifted_targets[first_target] >= seen[later]
+            bisect.insort(seen, time)
+        context.skip_frame = "NONREF" if skip else "DEFAULT"
+        yield from packet.decode()
 
 
 def _seconds(frame: Any, tick: float) -> float | None:

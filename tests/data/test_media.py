@@ -155,3 +155,41 @@ def test_skipping_the_open_probe_decodes_the_same_frames(tmp_path: Path, suffix:
     full = [load_frames(path, spec), load_frames(path, spec, start=0.3, end=1.7)]
     for a, b in zip(fast, full):
         assert torch.equal(a, b)
+
+
+def _b_frame_clip(path: Path, frames: int = 60) -> Path:
+    """Smooth motion, which x264 codes with many non-reference B-frames."""
+    import av
+    import numpy as np
+
+    yy, xx = np.mgrid[0:48, 0:64]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"bframes": "3", "keyint": "250"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            image = np.stack([np.sin((xx + 3 * i) / 9) * 100 + 128, np.cos((yy + 2 * i) / 7) * 100 + 128,
+                              (xx * yy / 20 + 5 * i) % 255], -1).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def test_unwanted_b_frames_are_not_decoded_and_the_picks_are_unchanged(tmp_path: Path, monkeypatch) -> None:
+    import av
+
+    from erckit.data import media
+
+    path = _b_frame_clip(tmp_path / "smooth.mp4")
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        everything = sum(1 for _ in container.decode(stream))
+        container.seek(0)
+        one_target = sum(1 for _ in media._decoded(container, stream, [2.0], float(stream.time_base)))
+    assert one_target < everything * 0.8
+    requests = [(VideoSpec(8, None), None, None), (VideoSpec(5, None), 0.3, 1.9), (VideoSpec(40, None), None, None)]
+    skipping = [load_frames(path, spec, start, end) for spec, start, end in requests]
+    monkeypatch.setattr(media, "_decoded", lambda container, stream, targets, tick: container.decode(stream))
+    for picked, (spec, start, end) in zip(skipping, requests):
+        assert torch.equal(picked, load_frames(path, spec, start, end))
