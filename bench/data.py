@@ -79,12 +79,17 @@ def full_decode(path: Path, num_frames: int = 8, size: int = 224):
 
 
 def telme_code(path: Path, num_frames: int = 8, size: int = 224):
-    """TelME's own MELD loading: ``cv2.VideoCapture`` reads every frame and keeps every
-    (length // 8)-th; ``librosa.load`` decodes the audio (through an ffmpeg process) at
-    its default 22.05 kHz."""
+    """TelME's own MELD loading, as its ``MELD/utils.py`` does it per sample: ``librosa.load``
+    (through an ffmpeg process, at librosa's default 22.05 kHz) to check the clip is at most
+    30 s, ``librosa.load`` again in ``get_audio``, and ``cv2.VideoCapture`` reading every frame,
+    keeping every (length // 8)-th, in ``get_video``. Its image and audio processors (normalising)
+    are left out, as erckit does that in the encoders."""
     import cv2
     import librosa
 
+    audio, rate = librosa.load(str(path))
+    if librosa.get_duration(y=audio, sr=rate) <= 30:
+        audio, _ = librosa.load(str(path))
     capture = cv2.VideoCapture(str(path))
     step = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) // num_frames, 1)
     frames, count = [], 0
@@ -96,8 +101,10 @@ def telme_code(path: Path, num_frames: int = 8, size: int = 224):
         if count % step == 0:
             frames.append(image[:, :, ::-1])
     capture.release()
-    audio, _ = librosa.load(str(path))
     return audio, _pick_and_resize(frames[:num_frames], num_frames, size)
+
+
+TELME_ROW = "TelME's code (librosa twice + cv2)"
 
 
 def telme_code_missing() -> str | None:
@@ -206,7 +213,7 @@ def main() -> None:
         baselines = {"PyAV full decode": full_decode}
         why_not = telme_code_missing()
         if why_not is None:
-            baselines["TelME's code (cv2 + librosa)"] = telme_code
+            baselines[TELME_ROW] = telme_code
         for load in (erckit_style, *baselines.values()):
             load(clips[0])  # warm-up: imports, resampler kernels, first-call set-up
         seconds = interleaved({"erckit": erckit_style, **baselines}, clips)
@@ -239,10 +246,12 @@ def main() -> None:
     table = Table(title=f"erckit data benchmark ({args.clips} clips of 3 s, 25 fps, 320x240, 44.1 kHz)")
     for column in ("comparison", "baseline", "erckit", "speed-up", "target"):
         table.add_column(column, justify="right" if column != "comparison" else "left")
+    # The issue's target is against TelME's own code; the PyAV full decode is a stricter
+    # comparison we add, with no target of its own.
     for name, reference in references.items():
         table.add_row(f"(a) load audio + 8 frames: {name} vs erckit",
                       f"{reference / args.clips * 1000:.1f} ms/clip", f"{ours / args.clips * 1000:.1f} ms/clip",
-                      f"{reference / ours:.1f}x", ">= 3x")
+                      f"{reference / ours:.1f}x", ">= 3x" if name == TELME_ROW else "(stricter)")
     table.add_row("(b) epoch 1 (decode + cache write) vs epoch 2 (cache)",
                   f"{first / args.clips * 1000:.1f} ms/clip", f"{second / args.clips * 1000:.2f} ms/clip",
                   f"{first / second:.1f}x", ">= 20x")
