@@ -240,6 +240,9 @@ def _read_frames(
         picked = _frames_at(container, stream, targets, half_frame)
     except av.FFmpegError as error:
         raise MediaError(path, f"undecodable video: {_describe(error)}") from None
+    finally:
+        # _frames_at skips frames per packet; later reads of this container decode all.
+        stream.codec_context.skip_frame = "DEFAULT"
     if not picked:
         raise MediaError(path, "no video frames" + _span_text(start, end))
     # One scaler for all frames (FFmpeg sets it up once), in this thread: sample
@@ -299,7 +302,6 @@ def _frames_at(container: Any, stream: Any, targets: list[float], half_frame: fl
         chosen = shown if shown is not None else ahead
         if chosen is not None:
             picked.append(chosen)
-    stream.codec_context.skip_frame = "DEFAULT"
     return picked
 
 
