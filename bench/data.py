@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -87,9 +88,11 @@ def telme_code(path: Path, num_frames: int = 8, size: int = 224):
     import cv2
     import librosa
 
-    audio, rate = librosa.load(str(path))
-    if librosa.get_duration(y=audio, sr=rate) <= 30:
-        audio, _ = librosa.load(str(path))
+    with warnings.catch_warnings():  # librosa warns on every mp4 that its audioread path is deprecated
+        warnings.simplefilter("ignore", FutureWarning)
+        audio, rate = librosa.load(str(path))
+        if librosa.get_duration(y=audio, sr=rate) <= 30:
+            audio, _ = librosa.load(str(path))
     capture = cv2.VideoCapture(str(path))
     step = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) // num_frames, 1)
     frames, count = [], 0
