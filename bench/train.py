@@ -124,15 +124,15 @@ def bench_fuse(trainer) -> tuple[float, float, float]:
     return seconds["cached"], seconds["rerun"], seconds["telme"]
 
 
-def bench_distill(trainer) -> tuple[float, float]:
+def bench_distill(trainer) -> dict[tuple[str, ...], tuple[float, float]]:
+    """Seconds per distill epoch, cached teacher vs teacher forward every step, for each student
+    alone (TelME distils its audio and visual students in two separate loops) and for both in one
+    stage (the quick-start recipe): ``{students: (cached, live)}``."""
     from erckit import registry
-    from erckit.train.batching import BucketBatchSampler, SampleDataset, make_loader
-    from erckit.train.frozen import Outputs
-    from erckit.train.objectives import DistillObjective
 
     model = trainer.model
     stage = next(s for s in trainer.recipe.stages if s.kind == "distill")
-    students = {n: model.encoders[n] for n in stage.students}
+    all_students = {n: model.encoders[n] for n in stage.students}
     # TelME's teacher (RoBERTa-large, 355M) is 1.6x its two students together (216M); the
     # quick-start teacher is smaller than its students, which would understate what caching
     # saves. Use a teacher with TelME's proportions (2x128 RoBERTa, about 1.9x the students).
@@ -144,19 +144,31 @@ def bench_distill(trainer) -> tuple[float, float]:
                 "intermediate_size": 512, "max_position_embeddings": 514, "vocab_size": 270},
     ).eval()
     model.encoders[stage.teacher] = teacher
-    sizes = {n: sum(p.numel() for p in e.parameters()) for n, e in {stage.teacher: teacher, **students}.items()}
+    sizes = {n: sum(p.numel() for p in e.parameters()) for n, e in {stage.teacher: teacher, **all_students}.items()}
     print("distill benchmark parameters:", ", ".join(f"{n} {c / 1e6:.2f}M" for n, c in sizes.items()))
     samples = trainer.usable(trainer.splits.train, [*stage.students, stage.teacher], "train")
     distillers = [(l.weight, registry.distillers.get(l.factory)(**l.args)) for l in stage.losses]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for s in students.values():
-        for p in s.parameters():
-            p.requires_grad_(True)
     outputs = trainer.frozen_outputs(stage.teacher, samples, "train", 16)
+    results = {}
+    for names in [*([n] for n in stage.students), list(stage.students)]:
+        students = {n: all_students[n] for n in names}
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for s in students.values():
+            for p in s.parameters():
+                p.requires_grad_(True)
+        results[tuple(names)] = _distill_epochs(teacher, stage.teacher, students, distillers, outputs, samples, trainer.resolver)
+    return results
+
+
+def _distill_epochs(teacher, teacher_name, students, distillers, outputs, samples, resolver) -> tuple[float, float]:
+    from erckit.train.batching import BucketBatchSampler, SampleDataset, make_loader
+    from erckit.train.frozen import Outputs
+    from erckit.train.objectives import DistillObjective
+
     # The engine's cached stage featurises and collates the students only; the live variant also the teacher.
-    student_data = SampleDataset(samples, students, trainer.resolver)
-    dataset = SampleDataset(samples, {**students, stage.teacher: teacher}, trainer.resolver)
+    student_data = SampleDataset(samples, students, resolver)
+    dataset = SampleDataset(samples, {**students, teacher_name: teacher}, resolver)
 
     def loader(data):
         return make_loader(data, BucketBatchSampler(dataset.lengths(), 8, shuffle=True, seed=0), 0)
@@ -165,7 +177,7 @@ def bench_distill(trainer) -> tuple[float, float]:
     class Live(DistillObjective):  # teacher forward every step
         def forward(self, batch):
             with torch.no_grad():
-                out = teacher(batch.features[stage.teacher])
+                out = teacher(batch.features[teacher_name])
             n = len(samples)
             emb = torch.zeros(n, out.embedding.shape[1])
             logits = torch.zeros(n, out.logits.shape[1])
@@ -265,8 +277,9 @@ def main() -> None:
         cached, rerun, telme = bench_fuse(trainer)
         rows.append(("fuse epoch (s): cached vs decode + encoders every step", cached, telme, telme / cached))
         rows.append(("  (stricter) cached vs encoders every step on cached media", cached, rerun, rerun / cached))
-        cached, live = bench_distill(trainer)
-        rows.append(("distill epoch (s): cached teacher vs teacher every step", cached, live, live / cached))
+        for names, (cached, live) in bench_distill(trainer).items():
+            rows.append((f"distill epoch (s), {' + '.join(names)}: cached teacher vs teacher every step",
+                         cached, live, live / cached))
     if not args.skip_meld and MELD.exists():
         bucketed, random_ = bench_bucketing(args.meld_batches)
         rows.append(("MELD text samples/s: bucketed vs random", bucketed, random_, bucketed / random_))
