@@ -122,24 +122,27 @@ def load_many(
     the ``MediaError`` it would raise: one medium failing (say, an audio-only mp4
     asked for frames) does not cost the others.
     """
+    import av
+
     try:
         path = _existing(path)
-        for _, start, end in requests:
-            _check_span(path, start, end)
         container = _open(path)
     except MediaError as error:
         return [error] * len(requests)
     results: list[Any] = []
     with container:
         for index, (spec, start, end) in enumerate(requests):
-            if index:
-                # The previous read left the demuxer and decoders mid-file.
-                container.seek(0)
             read = _read_audio if isinstance(spec, AudioSpec) else _read_frames
             try:
+                _check_span(path, start, end)
+                if index:
+                    # The previous read left the demuxer and decoders mid-file.
+                    container.seek(0)
                 results.append(read(container, path, spec, start, end, max_duration))
             except MediaError as error:
                 results.append(error)
+            except av.FFmpegError as error:
+                results.append(MediaError(path, f"cannot seek: {_describe(error)}"))
     return results
 
 

@@ -193,3 +193,9 @@ def test_unwanted_b_frames_are_not_decoded_and_the_picks_are_unchanged(tmp_path:
     monkeypatch.setattr(media, "_decoded", lambda container, stream, targets, tick: container.decode(stream))
     for picked, (spec, start, end) in zip(skipping, requests):
         assert torch.equal(picked, load_frames(path, spec, start, end))
+
+
+def test_load_many_a_bad_span_fails_only_its_request(clip: Path) -> None:
+    bad, good = load_many(clip, [(AudioSpec(), 0.8, 0.2), (VideoSpec(num_frames=2, size=None), None, None)])
+    assert isinstance(bad, MediaError) and "empty span" in bad.reason
+    assert isinstance(good, torch.Tensor) and good.shape[0] == 2
