@@ -89,10 +89,7 @@ def load_audio(
     max_duration: float | None = None,
 ) -> "torch.Tensor":
     """Mono float32 waveform ``[T]`` at ``spec.sample_rate`` for ``[start, end]`` seconds."""
-    path = _existing(path)
-    _check_span(path, start, end)
-    with _open(path) as container:
-        return _read_audio(container, path, spec, start, end, max_duration)
+    return _load_one(path, spec, start, end, max_duration)
 
 
 def load_frames(
@@ -104,10 +101,7 @@ def load_frames(
     max_duration: float | None = None,
 ) -> "torch.Tensor":
     """``spec.num_frames`` RGB frames ``[N, H, W, 3]`` uint8, uniformly over ``[start, end]``."""
-    path = _existing(path)
-    _check_span(path, start, end)
-    with _open(path) as container:
-        return _read_frames(container, path, spec, start, end, max_duration)
+    return _load_one(path, spec, start, end, max_duration)
 
 
 MediaRequest = tuple[MediaSpec, "float | None", "float | None"]
@@ -126,24 +120,42 @@ def load_many(
 
     try:
         path = _existing(path)
-        container = _open(path)
     except MediaError as error:
         return [error] * len(requests)
-    results: list[Any] = []
+    # A bad span is known without opening the file (and says so first).
+    results: list[Any] = [_span_error(path, start, end) for _, start, end in requests]
+    if all(results):
+        return results
+    try:
+        container = _open(path)
+    except MediaError as error:
+        return [result or error for result in results]
     with container:
+        opened_fresh = True
         for index, (spec, start, end) in enumerate(requests):
+            if results[index] is not None:
+                continue
             read = _read_audio if isinstance(spec, AudioSpec) else _read_frames
             try:
-                _check_span(path, start, end)
-                if index:
+                if not opened_fresh:
                     # The previous read left the demuxer and decoders mid-file.
                     container.seek(0)
-                results.append(read(container, path, spec, start, end, max_duration))
+                opened_fresh = False
+                results[index] = read(container, path, spec, start, end, max_duration)
             except MediaError as error:
-                results.append(error)
+                results[index] = error
             except av.FFmpegError as error:
-                results.append(MediaError(path, f"cannot seek: {_describe(error)}"))
+                results[index] = MediaError(path, f"cannot seek: {_describe(error)}")
     return results
+
+
+def _load_one(
+    path: str | Path, spec: MediaSpec, start: float | None, end: float | None, max_duration: float | None
+) -> "torch.Tensor":
+    (result,) = load_many(path, [(spec, start, end)], max_duration=max_duration)
+    if isinstance(result, MediaError):
+        raise result
+    return result
 
 
 def _read_audio(
@@ -398,11 +410,12 @@ def _check_duration(
     return total
 
 
-def _check_span(path: Path, start: float | None, end: float | None) -> None:
+def _span_error(path: Path, start: float | None, end: float | None) -> MediaError | None:
     if start is not None and start < 0:
-        raise MediaError(path, f"start {start} s is negative")
+        return MediaError(path, f"start {start} s is negative")
     if start is not None and end is not None and end <= start:
-        raise MediaError(path, f"empty span: end {end} s is not after start {start} s")
+        return MediaError(path, f"empty span: end {end} s is not after start {start} s")
+    return None
 
 
 def _existing(path: str | Path) -> Path:
