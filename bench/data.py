@@ -29,6 +29,7 @@ import argparse
 import tempfile
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,8 @@ def full_decode(path: Path, num_frames: int = 8, size: int = 224):
     import torch
     from av.video.reformatter import VideoReformatter
 
+    from erckit.data.media import _resampler  # torchaudio's, kernel built once per rate pair
+
     reformatter = VideoReformatter()
     with av.open(str(path)) as container:
         frames = [
@@ -81,7 +84,7 @@ def full_decode(path: Path, num_frames: int = 8, size: int = 224):
         stream = container.streams.audio[0]
         chunks = [f.to_ndarray() for f in container.decode(stream)]
     wave = torch.from_numpy(np.concatenate(chunks, axis=1).mean(axis=0).astype(np.float32))
-    return _resampler(stream.rate)(wave), video
+    return _resampler(stream.rate, 16_000)(wave), video
 
 
 def telme_code(path: Path, num_frames: int = 8, size: int = 224):
@@ -148,12 +151,6 @@ def _pick_and_resize(frames, num_frames: int, size: int):
     return F.interpolate(chosen, size=(round(h * scale), round(w * scale)), mode="bilinear").to(torch.uint8)
 
 
-def _resampler(rate: int):
-    import torchaudio
-
-    return torchaudio.transforms.Resample(rate, 16_000)
-
-
 def sequential_span(path: Path, start: float, end: float, num_frames: int = 8, size: int = 224):
     """Every frame from the start converted (as ``cv2.VideoCapture.read`` does) until past ``end``."""
     import av
@@ -179,18 +176,16 @@ def erckit_style(path: Path, num_frames: int = 8, size: int = 224):
     return load_many(path, [(AudioSpec(), None, None), (VideoSpec(num_frames, size), None, None)])
 
 
-def interleaved(loads: dict, items, repeats: int = 3) -> dict[str, float]:
-    """Seconds per method for one pass over ``items``: each item is loaded by every method in
-    turn, ``repeats`` rounds, keeping each (method, item)'s best time. Alternating the methods
-    item by item means a slow spell on a shared machine hits them alike, so their ratio holds."""
-    best = {(name, index): float("inf") for name in loads for index in range(len(items))}
-    for _ in range(repeats):
-        for index, item in enumerate(items):
-            for name, load in loads.items():
-                began = time.perf_counter()
-                load(item)
-                best[name, index] = min(best[name, index], time.perf_counter() - began)
-    return {name: sum(best[name, index] for index in range(len(items))) for name in loads}
+def per_item(loads: dict, items, rounds: int = 3) -> dict[str, float]:
+    """Seconds per method for one pass over ``items``: for each item the methods take turns
+    (``best_of_turns``), and each method's best times are summed over the items."""
+    from .timing import best_of_turns
+
+    total = dict.fromkeys(loads, 0.0)
+    for item in items:
+        for name, seconds in best_of_turns({name: partial(load, item) for name, load in loads.items()}, rounds).items():
+            total[name] += seconds
+    return total
 
 
 def main() -> None:
@@ -224,7 +219,7 @@ def main() -> None:
             baselines[TELME_ROW] = telme_code
         for load in (erckit_style, *baselines.values()):
             load(clips[0])  # warm-up: imports, resampler kernels, first-call set-up
-        seconds = interleaved({"erckit": erckit_style, **baselines}, clips)
+        seconds = per_item({"erckit": erckit_style, **baselines}, clips)
         ours = seconds.pop("erckit")
         references = seconds
 
@@ -245,7 +240,7 @@ def main() -> None:
 
         dialogue_video = build_clip(root / "dialogue.mp4", seconds=60.0)
         span = (40.0, 43.0)
-        span_seconds = interleaved({
+        span_seconds = per_item({
             "sequential": lambda p: sequential_span(p, *span),
             "seeking": lambda p: load_frames(p, VideoSpec(8, 224), *span),
         }, [dialogue_video])

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -71,37 +70,27 @@ def dev_dialogues(utterances: int) -> list[Any]:
     return chosen
 
 
-def alternating(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    """Best wall-clock seconds of each run over ``repeats`` rounds, the runs taking turns
-    within a round so a slow spell on a shared machine hits them alike."""
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
 def matmul_headroom(tokens: int, batch: int, hidden: int, inner: int, rounds: int = 5) -> tuple[float, float]:
     """GFLOP/s of the encoder's largest matrix product shaped as for one utterance
     (``tokens`` rows) and for a batch of them, each its best of ``rounds`` alternating
     rounds: the most batching can gain on this device."""
     import torch
 
-    shapes = [(torch.randn(rows, hidden), torch.randn(hidden, inner)) for rows in (tokens, tokens * batch)]
-    best = [0.0, 0.0]
-    for _ in range(rounds):
-        for index, (a, b) in enumerate(shapes):
-            for _ in range(3):
-                a @ b
-            repeats = max(3, 20_000 // a.shape[0])
-            start = time.perf_counter()
-            for _ in range(repeats):
-                a @ b
-            rate = 2 * a.shape[0] * hidden * inner * repeats / (time.perf_counter() - start) / 1e9
-            best[index] = max(best[index], rate)
-    return best[0], best[1]
+    from .timing import best_of_turns
+
+    rows = {"one": tokens, "batch": tokens * batch}
+    repeats = {name: max(3, 20_000 // count) for name, count in rows.items()}
+    operands = {name: (torch.randn(count, hidden), torch.randn(hidden, inner)) for name, count in rows.items()}
+
+    def products(name: str) -> Callable[[], None]:
+        a, b = operands[name]
+        return lambda: [a @ b for _ in range(repeats[name])]
+
+    for name in rows:  # warm-up
+        products(name)()
+    seconds = best_of_turns({name: products(name) for name in rows}, rounds)
+    rate = {name: 2 * rows[name] * hidden * inner * repeats[name] / seconds[name] / 1e9 for name in rows}
+    return rate["one"], rate["batch"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     from erckit.data.types import make_samples
     from erckit.predict import Predictor, predict_with
     from erckit.train.batching import BucketBatchSampler
+
+    from .timing import best_of_turns
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -153,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 torch.softmax(model({"text": batch}).float(), dim=-1)
 
     predict_with(predictor, dialogues[:2])  # warm-up: allocator, thread pool, kernels
-    seconds = alternating({"predict": run_predict, "raw forward": run_raw, "one at a time": run_loop}, args.repeats)
+    seconds = best_of_turns({"predict": run_predict, "raw forward": run_raw, "one at a time": run_loop}, args.repeats)
     rate = {name: n / s for name, s in seconds.items()}
 
     table = Table(title=f"erckit predict throughput: MiniLM-L6 teacher, MELD dev, {n} utterances "
