@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
 from ..errors import DataError, ErckitError
 from . import console as ui
+from .arguments import positive_int
 
 if TYPE_CHECKING:
     from ..data.types import Dialogue
@@ -48,21 +49,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("dialogues", metavar="DIALOGUES", help="dialogue JSONL file, or '-' for streaming stdin")
     parser.add_argument("-o", "--output", help="output file (default: stdout); written atomically")
     parser.add_argument("--format", choices=FORMATS, default="jsonl", help="output format (default jsonl)")
-    parser.add_argument("--batch-size", type=_positive, default=32, help="utterances per batch (default 32)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="utterances per batch (default 32)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="compute precision (default fp32)")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
     parser.add_argument("--skip-errors", action="store_true", help="skip broken input lines (each reported) instead of failing")
     parser.set_defaults(run=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

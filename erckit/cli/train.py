@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .arguments import positive_int
 from .recipe import add_set_option
 
 
@@ -25,6 +26,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="default: the recipe's runtime.precision")
     parser.add_argument("--seed", type=int, help="override the recipe's seed")
     parser.add_argument("--deterministic", action="store_true", default=None, help="deterministic algorithms (slower)")
+    parser.add_argument(
+        "--threads", type=positive_int, metavar="N",
+        help="torch intra-op threads (default: the recipe's runtime.threads, auto = the CPUs this process may use)",
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.set_defaults(run=run)
 
@@ -45,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         deterministic=args.deterministic,
+        threads=args.threads,
         progress=args.progress,
     )
     train(recipe, Path(args.recipe).stem, options)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MediaPolicy = Literal["error", "skip", "zero"]
 
@@ -109,6 +109,16 @@ class RuntimeConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     deterministic: bool = False
+    threads: int | Literal["auto"] = Field(
+        "auto", description="torch intra-op threads; auto: the CPUs this process may use, shared by local ranks"
+    )
+
+    @field_validator("threads")
+    @classmethod
+    def _positive_threads(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("threads must be at least 1 (or \"auto\")")
+        return value
 
 
 class Recipe(Strict):

@@ -55,6 +55,7 @@ class TrainOptions:
     device: str | None = None
     precision: str | None = None
     deterministic: bool | None = None
+    threads: int | None = None
     progress: bool = True
 
 
@@ -79,6 +80,7 @@ def train(recipe: Recipe, recipe_name: str = "recipe", options: TrainOptions | N
         options.device or recipe.runtime.device,
         options.precision or recipe.runtime.precision,
         recipe.runtime.deterministic if options.deterministic is None else options.deterministic,
+        recipe.runtime.threads if options.threads is None else options.threads,
     )
     run_dir = Path(options.output or recipe.output_dir or Path("runs") / recipe_name)
     resuming = options.resume or options.resume_from is not None

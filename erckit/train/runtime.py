@@ -22,6 +22,7 @@ class Runtime:
     rank: int = 0
     world_size: int = 1
     deterministic: bool = False
+    threads: int = 1
 
     @property
     def is_main(self) -> bool:
@@ -57,13 +58,45 @@ def select_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def setup_runtime(device: str = "auto", precision: str = "fp32", deterministic: bool = False) -> Runtime:
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def configure_threads(requested: int | str = "auto") -> int:
+    """Set torch's intra-op threads and return how many.
+
+    ``auto`` gives each local process (torchrun rank) an equal share of the CPUs it may use, so
+    ranks on one host never run more threads than there are CPUs between them. The count never
+    follows the machine's current load: a run's numbers must not depend on what else was running
+    (reductions split over threads round differently). What keeps a busy machine from slowing a
+    run out of proportion is the passive OpenMP wait policy the CLI sets (see ``cli.main``).
+    """
+    if requested == "auto":
+        local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        threads = max(1, available_cpus() // local_ranks)
+    elif isinstance(requested, int) and not isinstance(requested, bool) and requested >= 1:
+        threads = requested
+    else:
+        raise UsageError(f"threads must be a positive whole number or 'auto', not {requested!r}")
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+def setup_runtime(
+    device: str = "auto", precision: str = "fp32", deterministic: bool = False, threads: int | str = "auto"
+) -> Runtime:
     """Initialise torch.distributed when launched by torchrun (WORLD_SIZE > 1)."""
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     chosen = select_device(device)
+    used_threads = configure_threads(threads)
     if world_size > 1:
         import torch.distributed as dist
 
@@ -80,7 +113,7 @@ def setup_runtime(device: str = "auto", precision: str = "fp32", deterministic: 
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
-    return Runtime(chosen, precision, rank, world_size, deterministic)
+    return Runtime(chosen, precision, rank, world_size, deterministic, used_threads)
 
 
 def seed_everything(seed: int) -> None:
