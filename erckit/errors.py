@@ -57,3 +57,12 @@ class CheckpointError(ErckitError):
 
 class TrainingError(ErckitError):
     """Training cannot continue (NaN loss, impossible stage order, ...)."""
+
+
+class WriteError(ErckitError):
+    """A file or directory could not be written (disk full, permission, a file where a directory belongs)."""
+
+    def __init__(self, path: object, cause: str):
+        self.path = str(path)
+        self.cause = cause
+        super().__init__(f"cannot write {self.path}: {cause}")

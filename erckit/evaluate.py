@@ -228,18 +228,10 @@ def _check_parent(path: Path) -> None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    import os
-    import tempfile
+    from .fileio import atomic_write_bytes
 
     _check_parent(path)
-    descriptor, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.absolute().parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 __all__ = ["Evaluation", "evaluate", "load_dialogues", "plot_confusion", "render", "score", "write_json"]

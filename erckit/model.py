@@ -9,8 +9,6 @@ the erckit version), ``model.safetensors`` (every weight), and per encoder
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -113,12 +111,11 @@ class ERCModel(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write config.json, model.safetensors and encoder assets; atomic per directory."""
+        from .fileio import atomic_directory
         from .weights import save_weights
 
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
+        with atomic_directory(directory, replace=True) as staging:
             for name, encoder in self.encoders.items():
                 target = staging / "encoders" / name
                 target.mkdir(parents=True, exist_ok=True)
@@ -135,12 +132,6 @@ class ERCModel(nn.Module):
                 "recipe": self.recipe,
             }
             (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-            _replace_directory(staging, directory)
-        except BaseException:
-            import shutil
-
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return directory
 
     @classmethod
@@ -223,16 +214,3 @@ def _check_encoder(name: str, factory: str, encoder: Any, num_classes: int) -> N
         raise ErckitError(f"{factory} (encoder {name!r}) returned {type(encoder).__name__}, not an erckit Encoder")
     if not isinstance(getattr(encoder, "dim", None), int):
         raise ErckitError(f"{factory} (encoder {name!r}) does not declare an integer 'dim'")
-
-
-def _replace_directory(staging: Path, target: Path) -> None:
-    """Swap ``staging`` into place so readers never see a half-written model."""
-    import shutil
-
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, target)

@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
@@ -149,14 +147,10 @@ def _write(output: Path | None, write: Callable[[IO[str]], None]) -> None:
         write(sys.stdout)
         sys.stdout.flush()
         return
-    descriptor, temp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.absolute().parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            write(handle)
-        os.replace(temp, output)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    from ..fileio import atomic_path
+
+    with atomic_path(output) as temp, open(temp, "w", encoding="utf-8", newline="") as handle:
+        write(handle)
     ui.console.print(f"[green]wrote[/] {output}")
 
 

@@ -4,9 +4,9 @@ The key is the sha256 of a canonical JSON of *what produced the value*: for
 media, the file's identity (absolute path, size, mtime_ns: editing or replacing
 the file changes the key), the span and the preprocessing spec; for embeddings,
 add an encoder fingerprint. Values are ``dict[str, Tensor]`` saved with
-safetensors (no pickle), written to a temporary file in the same directory then
-``os.replace``-d into place, so concurrent DataLoader workers and interrupted
-writes never leave a half-written entry under a real key. A file that fails to
+safetensors (no pickle), written atomically (``erckit.fileio``), so concurrent
+DataLoader workers and interrupted writes never leave a half-written entry under
+a real key; a failed write (disk full) is one ``WriteError`` line. A file that fails to
 load (corrupt, truncated) counts as a miss and is rewritten.
 
     >>> cache = DiskCache("~/.cache/erckit")
@@ -20,7 +20,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -119,20 +118,32 @@ class DiskCache(PicklesWithoutLock):
         """Store ``tensors`` atomically under ``key`` (last writer wins; all writers agree)."""
         from safetensors.torch import save_file
 
+        from ..fileio import atomic_path
+
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.ensure_writable(path.parent)
         # safetensors needs contiguous tensors that do not share memory.
         payload = {name: t.detach().cpu().contiguous().clone() for name, t in tensors.items()}
-        handle, temp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
-        os.close(handle)
-        try:
-            save_file(payload, temp)
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as temp:
+            save_file(payload, str(temp))
         self._count("writes")
         return path
+
+    def ensure_writable(self, directory: Path | None = None) -> None:
+        """Create ``directory`` (default: the root) or raise one line saying why it cannot hold entries."""
+        from ..errors import DataError
+        from ..fileio import describe
+
+        directory = directory or self.root
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            if not os.access(directory, os.W_OK | os.X_OK):
+                raise PermissionError(13, "Permission denied", str(directory))
+        except OSError as error:
+            detail = describe(error)
+            if isinstance(error, (FileExistsError, NotADirectoryError)):
+                detail = "it (or a parent) is a file, not a directory"
+            raise DataError(f"cache directory {self.root} cannot be used: {detail}; set data.cache_dir to a writable directory") from None
 
     def get_or_compute(
         self, parts: Mapping[str, Any], compute: Callable[[], Mapping[str, "torch.Tensor"]]

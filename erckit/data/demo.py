@@ -20,9 +20,6 @@ Emotions persist a little within a speaker, so context helps.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 import wave
 from dataclasses import asdict, dataclass, field
@@ -150,20 +147,15 @@ def ensure_demo(root: str | Path, seed: int = 0, **settings: Any) -> Path:
         )
     if root.exists() and any(root.iterdir()):
         raise DataError(f"{root} exists and is not an erckit demo data set; choose another root")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    from ..errors import WriteError
+    from ..fileio import atomic_directory
+
     try:
-        write_demo(staging, seed, **settings)
-        try:
-            if root.exists():
-                root.rmdir()  # empty directory: replace it
-            os.replace(staging, root)
-        except OSError:
-            if not (root / "demo.json").is_file():  # someone else won the race only if it is there
-                raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        with atomic_directory(root) as staging:
+            write_demo(staging, seed, **settings)
+    except WriteError:
+        if not (root / "demo.json").is_file():  # someone else won the race only if it is there
+            raise
     return root
 
 

@@ -13,11 +13,8 @@ only a torn checkpoint.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import random
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, WriteError
 
 STATE = "state.json"
 MODEL = "model.safetensors"
@@ -61,35 +58,33 @@ def save_checkpoint(
     best: dict[str, torch.Tensor] | None,
     optim_state: dict[str, Any] | None,
 ) -> Path:
+    """Write ``checkpoints/latest`` (the old one becomes ``previous``). The caller owns the run
+    directory (holds its lock), so staging folders of killed writers found there are removed."""
     from safetensors.torch import save_file
 
+    from ..fileio import atomic_directory, remove_stale_staging
     from ..weights import save_weights
 
     root = checkpoint_dir(run_dir)
+    latest = root / "latest"
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=root))
-        (staging / STATE).write_text(json.dumps(asdict(state), indent=1), encoding="utf-8")
-        save_weights(model, staging / MODEL)
-        if best is not None:
-            save_file({k: v.contiguous() for k, v in best.items()}, str(staging / BEST))
-        torch.save(optim_state or {}, staging / OPTIMIZER)
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
-        save_file(rng, str(staging / RNG))
-        (staging / PYTHON_RNG).write_text(json.dumps(_python_rng()), encoding="utf-8")
-        latest, previous = root / "latest", root / "previous"
-        if latest.exists():
-            if previous.exists():
-                shutil.rmtree(previous)
-            os.replace(latest, previous)
-        os.replace(staging, latest)
-    except OSError as error:
-        shutil.rmtree(locals().get("staging", root / ".none"), ignore_errors=True)
+        with atomic_directory(latest, replace=True, backup=root / "previous") as staging:
+            remove_stale_staging(root, keep=staging)
+            (staging / STATE).write_text(json.dumps(asdict(state), indent=1), encoding="utf-8")
+            save_weights(model, staging / MODEL)
+            if best is not None:
+                save_file({k: v.contiguous() for k, v in best.items()}, str(staging / BEST))
+            # through a Python file, so a full disk surfaces as the OSError behind torch's RuntimeError
+            with open(staging / OPTIMIZER, "wb") as handle:
+                torch.save(optim_state or {}, handle)
+            rng = {"torch": torch.get_rng_state()}
+            if torch.cuda.is_available():
+                rng.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+            save_file(rng, str(staging / RNG))
+            (staging / PYTHON_RNG).write_text(json.dumps(_python_rng()), encoding="utf-8")
+    except WriteError as error:
         raise CheckpointError(
-            f"cannot write checkpoint under {root}: {error.strerror or error} "
-            f"({error.filename or root}); the previous checkpoint is left as it was"
+            f"cannot write checkpoint under {root}: {error.cause}; the previous checkpoint is left as it was"
         ) from None
     return root / "latest"
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from .. import registry
 from ..cli import console as ui
 from ..data.types import Sample, make_samples
 from ..errors import ErckitError, TrainingError
+from ..fileio import atomic_write_text, remove_stale_staging
 from ..metrics import classification_report
 from ..model import ERCModel
 from ..plugins import get_plugin_manager
@@ -33,6 +32,7 @@ from .batching import Batch, BucketBatchSampler, SampleDataset, make_loader
 from .frozen import Outputs, compute_outputs, samples_digest
 from .objectives import DistillObjective, FuseObjective, IndexBatch, SupervisedObjective
 from .optim import build_optimizer, build_scheduler
+from .rundir import claim_run_dir
 from .runtime import Runtime, eval_mode, seed_everything, setup_runtime
 
 
@@ -83,29 +83,25 @@ def train(recipe: Recipe, recipe_name: str = "recipe", options: TrainOptions | N
         recipe.runtime.threads if options.threads is None else options.threads,
     )
     run_dir = Path(options.output or recipe.output_dir or Path("runs") / recipe_name)
-    resuming = options.resume or options.resume_from is not None
-    if runtime.is_main:
-        _prepare_run_dir(run_dir, resuming, options.overwrite)
-    runtime.barrier()
-    seed_everything(recipe.seed)
-    return Trainer(recipe, runtime, run_dir, options, resuming).run()
-
-
-def _prepare_run_dir(run_dir: Path, resuming: bool, overwrite: bool) -> None:
-    if run_dir.exists() and any(run_dir.iterdir()) and not resuming:
-        if not overwrite:
-            raise ErckitError(
-                f"run directory {run_dir} already exists; pass --resume to continue that run "
-                "or --overwrite to start it again (or choose another --output)"
-            )
-        shutil.rmtree(run_dir)
+    lock = None
+    if runtime.is_main:  # only rank 0 owns the run directory
+        lock = claim_run_dir(
+            run_dir,
+            resume=options.resume,
+            resume_from=options.resume_from,
+            overwrite=options.overwrite,
+            has_checkpoint=lambda d: ckpt.find_checkpoint(d) is not None,
+            say=ui.console.print,
+        )
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as error:
-        raise ErckitError(f"cannot write to run directory {run_dir}: {error.strerror or error}") from None
+        runtime.barrier()
+        # --resume on a run that never reached a checkpoint starts it over (claim_run_dir says so)
+        resuming = options.resume_from is not None or (options.resume and ckpt.find_checkpoint(run_dir) is not None)
+        seed_everything(recipe.seed)
+        return Trainer(recipe, runtime, run_dir, options, resuming).run()
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 class Trainer:
@@ -145,6 +141,7 @@ class Trainer:
             if len(corpus.problems) > 20:
                 ui.warning(f"... and {len(corpus.problems) - 20} more data problems")
         self.cache = DiskCache(data.cache_dir)
+        self.cache.ensure_writable()  # now, not when the first frozen outputs are stored epochs later
         self.resolver = MediaResolver(self.cache, data.media_policy)
         return labels, splits
 
@@ -198,6 +195,7 @@ class Trainer:
         model_dir = self.run_dir / "model"
         if self.runtime.is_main:
             self.model.to("cpu")
+            remove_stale_staging(self.run_dir)  # of a killed earlier attempt; we hold the run's lock
             self.model.save_pretrained(model_dir)
             self.model.to(self.runtime.device)
             self.hooks.on_train_end(run=self.info, metrics=test)
@@ -479,12 +477,7 @@ class Trainer:
                 self._write_text(path, "".join(lines[:rows]))
 
     def _write_text(self, path: Path, text: str) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as error:
-            raise ErckitError(f"cannot write {path}: {error.strerror or error}") from None
+        atomic_write_text(path, text)
 
     def _print_epoch(self, stage: Any, row: dict[str, Any]) -> None:
         flag = " [green]best[/]" if row["best"] else ""

@@ -31,22 +31,24 @@ def test_existing_output_directory_without_resume(make_recipe, tmp_path: Path) -
     out = tmp_path / "run"
     out.mkdir()
     (out / "metrics.jsonl").write_text("{}\n")
-    with pytest.raises(ErckitError, match="already exists; pass --resume"):
+    with pytest.raises(ErckitError, match="already exists and was not made by erckit .*holds metrics.jsonl"):
         run_training(make_recipe(stage("supervised", encoders=["text"]), fuser=False), out)
-    assert (out / "metrics.jsonl").read_text() == "{}\n"  # nothing touched
+    assert [p.name for p in out.iterdir()] == ["metrics.jsonl"]  # nothing touched, nothing added
 
 
 @pytest.mark.parametrize("code,text", [(errno.ENOSPC, "No space left on device"), (errno.EACCES, "Permission denied")])
 def test_run_directory_not_writable(make_recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, text: str) -> None:
     recipe = make_recipe(stage("supervised", encoders=["text"]), fuser=False)
-    original = Path.write_text
+    import os
 
-    def write_text(self: Path, *args: Any, **kwargs: Any) -> Any:
-        if self.name == ".write-test":
-            raise OSError(code, text, str(self))
-        return original(self, *args, **kwargs)
+    original = os.open
 
-    monkeypatch.setattr(Path, "write_text", write_text)
+    def open_(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if Path(path).name == ".erckit-run":  # the first file a run writes
+            raise OSError(code, text, str(path))
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
     with pytest.raises(ErckitError, match=f"cannot write to run directory .*run: {text}"):
         run_training(recipe, tmp_path / "run")
 
