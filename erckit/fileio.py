@@ -148,6 +148,15 @@ def atomic_directory(path: str | Path, replace: bool = False, backup: Path | Non
         raise
 
 
+def atomic_save_tensors(tensors: dict, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """safetensors' ``save_file``, atomic; it creates its files 0600 itself, this follows the umask."""
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as temp:
+        save_file(tensors, str(temp), metadata=metadata)
+    return Path(path)
+
+
 def _publish(staging: Path, path: Path, replace: bool, backup: Path | None) -> None:
     if not (replace and path.exists()):
         os.replace(staging, path)  # an empty directory is replaced; a non-empty one refuses
@@ -215,6 +224,7 @@ def _free_space(where: Path) -> str:
 __all__ = [
     "atomic_directory",
     "atomic_path",
+    "atomic_save_tensors",
     "atomic_write_bytes",
     "atomic_write_text",
     "current_umask",

@@ -19,9 +19,8 @@ ALIASES = "erckit.aliases"
 
 def save_weights(module: nn.Module, path: str | Path) -> None:
     """Write ``module``'s state dict to ``path`` atomically; a failure raises WriteError naming it."""
-    from safetensors.torch import save_file
+    from .fileio import atomic_save_tensors
 
-    from .fileio import atomic_path
 
     tensors: dict[str, torch.Tensor] = {}
     aliases: dict[str, str] = {}
@@ -33,8 +32,7 @@ def save_weights(module: nn.Module, path: str | Path) -> None:
             continue
         seen[key] = name
         tensors[name] = tensor.detach().to("cpu").contiguous().clone()
-    with atomic_path(path) as temp:
-        save_file(tensors, str(temp), metadata={ALIASES: json.dumps(aliases)})
+    atomic_save_tensors(tensors, path, metadata={ALIASES: json.dumps(aliases)})
 
 
 def load_weights(module: nn.Module, path: str | Path) -> tuple[list[str], list[str]]:

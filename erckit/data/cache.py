@@ -116,16 +116,13 @@ class DiskCache(PicklesWithoutLock):
 
     def put(self, key: str, tensors: Mapping[str, "torch.Tensor"]) -> Path:
         """Store ``tensors`` atomically under ``key`` (last writer wins; all writers agree)."""
-        from safetensors.torch import save_file
-
-        from ..fileio import atomic_path
+        from ..fileio import atomic_save_tensors
 
         path = self.path(key)
         self.ensure_writable(path.parent)
         # safetensors needs contiguous tensors that do not share memory.
         payload = {name: t.detach().cpu().contiguous().clone() for name, t in tensors.items()}
-        with atomic_path(path) as temp:
-            save_file(payload, str(temp))
+        atomic_save_tensors(payload, path)
         self._count("writes")
         return path
 

@@ -60,9 +60,7 @@ def save_checkpoint(
 ) -> Path:
     """Write ``checkpoints/latest`` (the old one becomes ``previous``). The caller owns the run
     directory (holds its lock), so staging folders of killed writers found there are removed."""
-    from safetensors.torch import save_file
-
-    from ..fileio import atomic_directory, remove_stale_staging
+    from ..fileio import atomic_directory, atomic_save_tensors, remove_stale_staging
     from ..weights import save_weights
 
     root = checkpoint_dir(run_dir)
@@ -73,14 +71,14 @@ def save_checkpoint(
             (staging / STATE).write_text(json.dumps(asdict(state), indent=1), encoding="utf-8")
             save_weights(model, staging / MODEL)
             if best is not None:
-                save_file({k: v.contiguous() for k, v in best.items()}, str(staging / BEST))
+                atomic_save_tensors({k: v.contiguous() for k, v in best.items()}, staging / BEST)
             # through a Python file, so a full disk surfaces as the OSError behind torch's RuntimeError
             with open(staging / OPTIMIZER, "wb") as handle:
                 torch.save(optim_state or {}, handle)
             rng = {"torch": torch.get_rng_state()}
             if torch.cuda.is_available():
                 rng.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
-            save_file(rng, str(staging / RNG))
+            atomic_save_tensors(rng, staging / RNG)
             (staging / PYTHON_RNG).write_text(json.dumps(_python_rng()), encoding="utf-8")
     except WriteError as error:
         raise CheckpointError(
