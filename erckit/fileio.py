@@ -143,9 +143,18 @@ def atomic_directory(path: str | Path, replace: bool = False, backup: Path | Non
         _publish(staging, path, replace, backup)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
-        if not isinstance(error, WriteError) and is_write_failure(error):
+        if isinstance(error, WriteError):  # a file inside: name it where it was meant to be
+            raise WriteError(_published_name(Path(error.path), staging, path), error.cause) from None
+        if is_write_failure(error):
             raise WriteError(path, describe(error, path.parent)) from None
         raise
+
+
+def _published_name(inner: Path, staging: Path, path: Path) -> Path:
+    try:
+        return path / inner.relative_to(staging)
+    except ValueError:
+        return inner
 
 
 def atomic_save_tensors(tensors: dict, path: str | Path, metadata: dict[str, str] | None = None) -> Path:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 from erckit.data.cache import DiskCache, cache_key, file_identity
@@ -57,3 +58,33 @@ def test_cache_is_picklable(tmp_path: Path) -> None:
     cache = pickle.loads(pickle.dumps(DiskCache(tmp_path)))
     cache.put(cache_key({"k": 1}), {"v": torch.ones(1)})
     assert cache.get(cache_key({"k": 1})) is not None
+
+
+def test_full_disk_while_storing_an_entry_is_one_line_and_leaves_no_temp_file(tmp_path, monkeypatch) -> None:
+    import safetensors.torch
+    import torch
+    from safetensors import SafetensorError
+
+    from erckit.data.cache import DiskCache
+    from erckit.errors import WriteError
+
+    def full(tensors, filename, metadata=None):
+        with open(filename, "wb") as handle:
+            handle.write(b"half")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    cache = DiskCache(tmp_path / "cache")
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.raises(WriteError) as info:
+        cache.put("ab" * 32, {"x": torch.zeros(3)})
+    assert str(info.value) == f"cannot write {cache.path('ab' * 32)}: No space left on device"
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
+
+
+def test_cache_root_that_is_a_file_is_named(tmp_path) -> None:
+    from erckit.data.cache import DiskCache
+    from erckit.errors import DataError
+
+    (tmp_path / "cache").write_text("x")
+    with pytest.raises(DataError, match=r"cache directory .*cache cannot be used: it \(or a parent\) is a file"):
+        DiskCache(tmp_path / "cache").ensure_writable()
