@@ -33,6 +33,9 @@ def _assert_others(root: Path, mask: int) -> None:
 
 @pytest.mark.parametrize("mask", [0o022, 0o077])
 def test_model_demo_and_plot_follow_the_umask(make_recipe, tmp_path: Path, mask: int) -> None:
+    import torch
+
+    from erckit.data.cache import DiskCache
     from erckit.data.demo import ensure_demo
 
     recipe = make_recipe(stage("supervised", encoders=["text"], epochs=1, lr=0.01), encoders=TEXT, fuser=False)
@@ -42,6 +45,9 @@ def test_model_demo_and_plot_follow_the_umask(make_recipe, tmp_path: Path, mask:
         demo = ensure_demo(tmp_path / "demo", seed=0, dialogues={"train": 2, "dev": 1, "test": 1})
         plot = tmp_path / "cm.png"
         assert main(["evaluate", str(result.model_dir), str(demo / "test.jsonl"), "--plot", str(plot), "--json", str(tmp_path / "eval.json")]) == 0
+        assert main(["predict", str(result.model_dir), str(demo / "test.jsonl"), "-o", str(tmp_path / "predictions.jsonl")]) == 0
+        cache = DiskCache(tmp_path / "cache-entries")
+        entry = cache.put("ab" * 32, {"x": torch.zeros(2)})
     finally:
         os.umask(previous)
     _assert_others(result.model_dir, mask)
@@ -50,6 +56,9 @@ def test_model_demo_and_plot_follow_the_umask(make_recipe, tmp_path: Path, mask:
     _assert_others(demo, mask)
     _assert_others(plot, mask)
     _assert_others(tmp_path / "eval.json", mask)
+    _assert_others(tmp_path / "predictions.jsonl", mask)
+    _assert_others(cache.root, mask)
+    assert entry.is_file()
     if mask == 0o022:
         assert stat.S_IMODE((result.model_dir / "model.safetensors").stat().st_mode) == 0o644
         assert stat.S_IMODE(result.model_dir.stat().st_mode) == 0o755
