@@ -93,11 +93,6 @@ def test_overwrite_never_empties_home_or_the_current_directory(
     assert (marked / "keep.txt").exists() and (marked / "inner").is_dir()
 
 
-def test_overwrite_refuses_the_root_directory(recipe: Any) -> None:
-    with pytest.raises(ErckitError, match="--overwrite refused"):
-        run_training(recipe, Path("/"), overwrite=True)
-
-
 # ------------------------------------------------------ stopped before a checkpoint
 
 
