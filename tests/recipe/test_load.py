@@ -178,6 +178,13 @@ def test_extends_a_device_is_refused_at_once(tmp_path: Path):
         load_recipe(child)
 
 
+def test_extends_a_directory_is_refused(tmp_path: Path):
+    (tmp_path / "folder.toml").mkdir()
+    child = write(tmp_path, "child.toml", 'extends = "folder.toml"\n')
+    with pytest.raises(ErckitError, match=r"folder.toml \(extended by .*child.toml\): a directory, not a regular file$"):
+        load_recipe(child)
+
+
 def test_recipe_larger_than_one_mib_is_refused(tmp_path: Path):
     big = write(tmp_path, "big.toml", "# padding\n" * (2**20 // 10 + 1))
     with pytest.raises(ErckitError, match="a recipe is at most 1,048,576"):
