@@ -85,10 +85,11 @@ def _read_recipe_text(path: Path, label: str) -> str:
         raise ErckitError(f"cannot read recipe {label}: a directory, not a regular file") from None
     except OSError as error:
         raise ErckitError(f"cannot read recipe {label}: {error.strerror or error}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ErckitError(f"cannot read recipe {label}: {_file_kind(info.st_mode)}, not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ErckitError(f"cannot read recipe {label}: {_file_kind(info.st_mode)}, not a regular file")
         if info.st_size > MAX_RECIPE_BYTES:
             raise ErckitError(
                 f"cannot read recipe {label}: {info.st_size:,} bytes; a recipe is at most {MAX_RECIPE_BYTES:,}"
