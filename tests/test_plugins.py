@@ -236,6 +236,7 @@ def test_plugin_raising_systemexit_is_skipped_with_its_name(tmp_path: Path, wher
         "from erckit.plugins import hookimpl\n"
         "@hookimpl\n"
         "def register_components(register):\n"
+        "    register('fusers', 'exiter.Half.v1', lambda num_classes: None)\n"
         "    raise SystemExit('bye')\n"
     )
     path = fake_plugin(tmp_path, "erckit-exiter", "exiter_plugin", source, "[erckit]\nexiter = exiter_plugin\n")
@@ -244,6 +245,7 @@ def test_plugin_raising_systemexit_is_skipped_with_its_name(tmp_path: Path, wher
     (warning,) = warning_lines(result.stderr)
     assert "'exiter'" in warning and "erckit-exiter 0.1" in warning and "SystemExit" in warning
     assert "telme.RobertaTeacher.v1" in result.stdout and "erckit.ConcatFuser.v1" in result.stdout
+    assert "exiter.Half.v1" not in result.stdout  # nothing of a plugin that failed half-way
 
 
 def test_plugin_command_named_like_a_builtin_is_skipped(tmp_path: Path):
