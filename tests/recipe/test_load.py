@@ -215,6 +215,25 @@ def test_extends_a_non_recipe_file_does_not_echo_its_content(tmp_path: Path):
     assert "root:x" not in message
 
 
+@pytest.mark.parametrize("value", ['"no"', '"yes"', "0", "1"])
+def test_booleans_in_a_recipe_are_true_or_false(tmp_path: Path, value: str):
+    """pydantic's lax bool read "no" as false and "yes"/1 as true; a file must say true or false."""
+    path = write(tmp_path, "r.toml", RECIPE.replace("epochs = 2\n", f"epochs = 2\nclass_weights = {value}\n")
+                 .replace("dim = 16\n", f"dim = 16\ncontext = {value}\n")
+                 + f"\n[runtime]\ndeterministic = {value}\n")
+    problems = problems_of(path)
+    assert [p.split(":")[0] for p in problems] == [
+        "stages -> teacher -> class_weights", "runtime -> deterministic", "model -> encoders -> text -> context"
+    ]
+    assert all("valid boolean" in p for p in problems)
+
+
+def test_set_booleans_take_toml_true_and_false(recipe_file: Path):
+    recipe = load_recipe(recipe_file, ["stages.teacher.class_weights=true", "model.encoders.text.context=true"])
+    assert recipe.stages[0].class_weights is True and recipe.model.encoders["text"].args["context"] is True
+    assert "stages -> teacher -> class_weights" in problems_of(recipe_file, ["stages.teacher.class_weights=no"])[0]
+
+
 def test_extends_relative_to_the_extending_file(tmp_path: Path, recipe_file: Path):
     sub = tmp_path / "sub"
     sub.mkdir()
