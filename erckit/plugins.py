@@ -71,9 +71,8 @@ def _should_load(entry_point: metadata.EntryPoint) -> bool:
     return entry_point.name in selected or (dist is not None and dist.name in selected)
 
 
-def _warn(what: str, error: BaseException | str) -> None:
-    detail = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    message = f"{what} failed to load: {detail}"
+def _warn(what: str, error: BaseException) -> None:
+    message = f"{what} failed to load: {type(error).__name__}: {error}"
     _failures.append(message)
     warnings.warn(message, PluginLoadWarning, stacklevel=3)
 
@@ -82,9 +81,6 @@ def report_plugin_problem(message: str) -> None:
     """One warning (and one line of ``erckit plugins``) for a plugin part that was skipped."""
     _failures.append(message)
     warnings.warn(message, PluginLoadWarning, stacklevel=3)
-
-
-_skip = report_plugin_problem
 
 
 def plugin_label(name: str) -> str:
@@ -224,7 +220,7 @@ def _register_claims(claims: list[_Claim]) -> None:
             message = f"{claim.label}: {error}; skipped"
             if claim.kind in REGISTRIES and isinstance(claim.name, str):
                 REGISTRIES[claim.kind].refused[claim.name] = message
-            _skip(message)
+            report_plugin_problem(message)
             continue
         same = by_name.setdefault((claim.kind, claim.name), [])
         if not any(c.factory is claim.factory for c in same):
@@ -246,16 +242,16 @@ def _register_claims(claims: list[_Claim]) -> None:
         else:
             first, second = (overrides or plain)[:2]
             registry.refused[name] = duplicate_message(kind, name, first.origin, second.origin, both=True) + "; neither is used"
-            _skip(registry.refused[name])
+            report_plugin_problem(registry.refused[name])
             continue
         for claim in skipped:
-            _skip(duplicate_message(kind, name, winner.origin, claim.origin) + f"; {claim.origin.plugin!r}'s is skipped")
+            report_plugin_problem(duplicate_message(kind, name, winner.origin, claim.origin) + "; skipped")
         try:
             registry.register(name, func=winner.factory, origin=winner.origin)
         except ErckitError as error:  # registered from code before plugins loaded
             if winner.builtin:
                 raise
-            _skip(f"{error}; skipped")
+            report_plugin_problem(f"{error}; skipped")
 
 
 def loaded_plugins() -> list[PluginInfo]:
