@@ -92,7 +92,7 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
     def collate(self, features: Sequence[Features]) -> Features:
-        """Default: pad every key along its first dim (0-fill) and add ``<key>_mask``."""
+        """Default ``pad_features``: pad every key along its first dim (0-fill) and add ``<key>_mask``."""
         return pad_features(features)
 
     def forward(self, batch: Features) -> ModalityOutput:  # type: ignore[override]
@@ -133,8 +133,11 @@ class Fuser(nn.Module):
 def pad_features(features: Sequence[Features], pad_values: Mapping[str, float] | None = None) -> Features:
     """Stack per-sample tensors, right-padding the first dim to the longest.
 
-    For every key whose tensors differ in length, adds ``<key>_mask`` ([B, L] bool,
-    True on real positions).
+    Every key with at least one dimension also gets ``<key>_mask`` ([B, L] bool, True
+    on real positions), whether or not this batch needed padding: length bucketing
+    often yields batches of equal lengths, and an encoder must not have to guess.
+    Scalar (0-dim) keys are stacked to [B] without a mask; a key whose mask the
+    features already hold (``ids`` next to ``ids_mask``) keeps that one, padded with False.
     """
     if not features:
         raise ValueError("cannot collate an empty batch")
@@ -147,14 +150,13 @@ def pad_features(features: Sequence[Features], pad_values: Mapping[str, float] |
             continue
         lengths = [t.shape[0] for t in tensors]
         longest = max(lengths)
-        if all(n == longest for n in lengths):
-            batch[key] = torch.stack(tensors)
-            continue
         out = tensors[0].new_full((len(tensors), longest, *tensors[0].shape[1:]), pad_values.get(key, 0))
         mask = torch.zeros(len(tensors), longest, dtype=torch.bool)
         for row, (tensor, n) in enumerate(zip(tensors, lengths)):
             out[row, :n] = tensor
             mask[row, :n] = True
         batch[key] = out
-        batch[f"{key}_mask"] = mask
+        is_own_mask = key.endswith("_mask") and key[: -len("_mask")] in features[0]
+        if f"{key}_mask" not in features[0] and not is_own_mask:
+            batch[f"{key}_mask"] = mask
     return batch

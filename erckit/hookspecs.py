@@ -20,10 +20,12 @@ hookspec = pluggy.HookspecMarker("erckit")
 
 @hookspec
 def register_components(register: Callable[..., None]) -> None:
-    """Register factories: ``register(kind, name, factory)``.
+    """Register factories: ``register(kind, name, factory, override=False)``.
 
     ``kind`` is one of the registries in ``erckit.registry`` ('encoders',
-    'distillers', 'fusers', 'datasets'); ``name`` is 'namespace.Name.vN'.
+    'distillers', 'fusers', 'datasets'); ``name`` is 'namespace.Name.vN'. A name
+    another package also registers is used by neither (a built-in name stays
+    built-in) unless exactly one of them passes ``override=True``.
     """
 
 
@@ -33,6 +35,7 @@ def register_commands(add_command: Callable[..., None]) -> None:
 
     ``configure(parser)`` adds arguments to an ``argparse.ArgumentParser``;
     ``run(args)`` executes the command and returns an exit code (or None for 0).
+    A name taken by a built-in or another plugin's command is skipped with a warning.
     """
 
 

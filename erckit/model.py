@@ -153,6 +153,9 @@ class ERCModel(nn.Module):
         for key in ("labels", "recipe", "anchor"):
             if key not in config:
                 raise ModelLoadError(f"{config_path}: missing {key!r}; is this an erckit model directory?")
+        use_fuser = config.get("use_fuser")
+        if use_fuser is not None and not isinstance(use_fuser, bool):  # bool("no") is True
+            raise ModelLoadError(f"{config_path}: 'use_fuser' must be true or false, got {use_fuser!r}")
         try:
             recipe = Recipe.model_validate(config["recipe"])
         except ValidationError as error:
@@ -175,7 +178,7 @@ class ERCModel(nn.Module):
             if unexpected:
                 detail.append(f"unexpected {len(unexpected)} (e.g. {unexpected[0]})")
             raise ModelLoadError(f"{weights} does not match {config_path}: {'; '.join(detail)}")
-        model.use_fuser = bool(config.get("use_fuser", model.fuser is not None))
+        model.use_fuser = use_fuser if use_fuser is not None else model.fuser is not None
         model.eval()
         if device is not None:
             model.to(device)

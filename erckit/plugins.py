@@ -4,7 +4,9 @@ Built-ins go through exactly the path a third-party plugin does. Set
 ``ERCKIT_DISABLE_PLUGIN_AUTOLOAD=1`` to load only the built-ins (tests do), and
 ``ERCKIT_PLUGINS=name1,name2`` to load chosen entry points (by entry-point or
 distribution name) anyway.
-A plugin that fails to import costs one warning naming it; the rest still loads.
+A plugin that fails to import or register (any exception, SystemExit included),
+claims a name another package registers, or registers something that is not a
+factory costs one warning naming it and is skipped; the rest still loads.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Callable
 import pluggy
 
 from . import hookspecs
+from .errors import ErckitError
 
 PROJECT = "erckit"
 ENTRY_POINT_GROUP = "erckit"
@@ -74,6 +77,20 @@ def _warn(what: str, error: BaseException) -> None:
     warnings.warn(message, PluginLoadWarning, stacklevel=3)
 
 
+def report_plugin_problem(message: str) -> None:
+    """One warning (and one line of ``erckit plugins``) for a plugin part that was skipped."""
+    _failures.append(message)
+    warnings.warn(message, PluginLoadWarning, stacklevel=3)
+
+
+def plugin_label(name: str) -> str:
+    """``plugin 'telme' (erckit-telme 0.1.0)`` for messages."""
+    for info in _infos:
+        if info.name == name:
+            return f"plugin {name!r} ({info.package} {info.version})"
+    return f"plugin {name!r}"
+
+
 def get_plugin_manager() -> pluggy.PluginManager:
     """The process-wide plugin manager, with every plugin loaded."""
     load_plugins()
@@ -91,6 +108,7 @@ def load_plugins() -> None:
             return
         manager = pluggy.PluginManager(PROJECT)
         manager.add_hookspecs(hookspecs)
+        packages: dict[str, str] = {}  # plugin name -> "distribution version"
         for module_name in BUILTIN_PLUGINS:
             module = importlib.import_module(module_name)
             manager.register(module, name=module_name)
@@ -98,59 +116,142 @@ def load_plugins() -> None:
         for entry_point in _entry_points(ENTRY_POINT_GROUP):
             if not _should_load(entry_point) or manager.has_plugin(entry_point.name):
                 continue
-            label = _describe(entry_point)
             try:
                 plugin = entry_point.load()
                 manager.register(plugin, name=entry_point.name)
-            except Exception as error:  # a broken plugin must not break erckit
-                _warn(label, error)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as error:  # SystemExit too: a broken plugin must not end erckit
+                _warn(_describe(entry_point), error)
                 continue
+            packages[entry_point.name] = _dist_label(entry_point)
             _infos.append(_info(entry_point, f"entry point {ENTRY_POINT_GROUP}"))
         _manager = manager
-        _register_from_hooks(manager)
-        _register_from_registry_entry_points()
+        claims = _claims_from_hooks(manager, packages) + _claims_from_registry_entry_points()
+        _register_claims(claims)
 
 
-def _register_from_hooks(manager: pluggy.PluginManager) -> None:
+@dataclass(frozen=True)
+class _Claim:
+    """One plugin asking to register one factory under one name."""
+
+    kind: str
+    name: str
+    factory: Any
+    origin: Any  # registry.Origin
+    override: bool
+    builtin: bool
+    label: str  # who asked, for messages
+
+
+def _claims_from_hooks(manager: pluggy.PluginManager, packages: dict[str, str]) -> list[_Claim]:
     from .registry import Origin, get_registry, package_of_module
 
-    # Each implementation is called on its own so the table can say which
-    # plugin registered which component.
+    claims: list[_Claim] = []
+    # Each implementation is called on its own so the table can say which plugin
+    # registered which component, and a failing plugin is skipped as a whole.
     for impl in manager.hook.register_components.get_hookimpls():
+        builtin = impl.plugin_name in BUILTIN_PLUGINS
         module = getattr(impl.plugin, "__name__", type(impl.plugin).__module__)
-        origin = Origin(plugin=impl.plugin_name, package=package_of_module(module))
+        package = packages.get(impl.plugin_name) or package_of_module(module)
+        origin = Origin(plugin=impl.plugin_name, package=package)
+        mine: list[_Claim] = []
 
-        def register(kind: str, name: str, factory: Callable[..., Any], _origin=origin) -> None:
-            get_registry(kind).register(name, func=factory, origin=_origin)
+        def register(kind: str, name: str, factory: Callable[..., Any], override: bool = False,
+                     _origin: Any = origin, _mine: list[_Claim] = mine, _builtin: bool = builtin,
+                     _label: str = f"plugin {impl.plugin_name!r} ({package})") -> None:
+            get_registry(kind)  # an unknown kind fails inside the plugin's own call
+            _mine.append(_Claim(kind, name, factory, _origin, override, _builtin, _label))
 
         try:
             impl.function(register=register)
-        except Exception as error:
-            if impl.plugin_name in BUILTIN_PLUGINS:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:
+            if builtin:
                 raise  # a broken built-in is an erckit bug, not a plugin problem
-            _warn(f"plugin {impl.plugin_name!r}", error)
+            _warn(f"plugin {impl.plugin_name!r} ({package})", error)
+            continue
+        claims.extend(mine)
+    return claims
 
 
-def _register_from_registry_entry_points() -> None:
+def _claims_from_registry_entry_points() -> list[_Claim]:
     from .registry import REGISTRIES, Origin
 
-    for kind, registry in REGISTRIES.items():
+    claims: list[_Claim] = []
+    for kind in REGISTRIES:
         group = f"{PROJECT}_{kind}"
         for entry_point in _entry_points(group):
             if not _should_load(entry_point):
                 continue
             try:
                 factory = entry_point.load()
-                package = _dist_label(entry_point)
-                registry.register(
-                    entry_point.name, func=factory, origin=Origin(plugin=f"entry point {group}", package=package)
-                )
-            except Exception as error:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as error:
                 _warn(_describe(entry_point), error)
                 continue
+            origin = Origin(plugin=f"entry point {group}", package=_dist_label(entry_point))
+            claims.append(_Claim(kind, entry_point.name, factory, origin, False, False, _describe(entry_point)))
             info = _info(entry_point, f"entry point {group}")
             if info not in _infos:
                 _infos.append(info)
+    return claims
+
+
+def _register_claims(claims: list[_Claim]) -> None:
+    """Register every claim that no other claim contests; report the rest, naming both sides.
+
+    Order never decides: a built-in name stays built-in, an ``override=True`` claim
+    replaces the plain ones, and a name two plugins claim plainly is used by neither
+    (so a plugin cannot run its code in place of another's by loading first).
+    """
+    from .registry import REGISTRIES, check_factory, check_name, duplicate_message, get_registry
+
+    by_name: dict[tuple[str, str], list[_Claim]] = {}
+    for claim in claims:
+        try:
+            check_name(claim.kind, claim.name)
+            check_factory(claim.kind, claim.name, claim.factory)
+        except ErckitError as error:
+            if claim.builtin:
+                raise
+            message = f"{claim.label}: {error}; skipped"
+            if claim.kind in REGISTRIES and isinstance(claim.name, str):
+                REGISTRIES[claim.kind].refused[claim.name] = message
+            report_plugin_problem(message)
+            continue
+        same = by_name.setdefault((claim.kind, claim.name), [])
+        if not any(c.factory is claim.factory for c in same):
+            same.append(claim)
+    for (kind, name), contenders in by_name.items():
+        registry = get_registry(kind)
+        builtin = next((c for c in contenders if c.builtin), None)
+        overrides = [c for c in contenders if c.override and not c.builtin]
+        plain = [c for c in contenders if not c.override and not c.builtin]
+        if len(overrides) == 1:
+            winner, skipped = overrides[0], []
+            replaced = builtin or (plain[0] if plain else None)
+            if replaced is not None:
+                registry.overrides[name] = replaced.origin
+        elif builtin is not None:
+            winner, skipped = builtin, overrides + plain
+        elif len(plain) == 1 and not overrides:
+            winner, skipped = plain[0], []
+        else:
+            first, second = (overrides or plain)[:2]
+            registry.refused[name] = duplicate_message(kind, name, first.origin, second.origin, both=True) + "; neither is used"
+            report_plugin_problem(registry.refused[name])
+            continue
+        for claim in skipped:
+            report_plugin_problem(duplicate_message(kind, name, winner.origin, claim.origin) + "; skipped")
+        try:
+            registry.register(name, func=winner.factory, origin=winner.origin)
+        except ErckitError as error:  # registered from code before plugins loaded
+            if winner.builtin:
+                raise
+            report_plugin_problem(f"{error}; skipped")
 
 
 def loaded_plugins() -> list[PluginInfo]:
@@ -170,13 +271,16 @@ def reset_plugins() -> None:
     global _manager
     from .registry import REGISTRIES
 
+    import catalogue
+
     with _lock:
         for registry in REGISTRIES.values():
             for name in list(registry.origins):
-                import catalogue
-
+                # catalogue has no public way to unregister; its REGISTRY dict is public.
                 catalogue.REGISTRY.pop((*registry.namespace, name), None)
             registry.origins.clear()
+            registry.refused.clear()
+            registry.overrides.clear()
         _manager = None
         _infos.clear()
         _failures.clear()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import inspect
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -39,7 +40,9 @@ class Registry(catalogue.Registry):
     """A catalogue registry that loads erckit plugins before answering.
 
     Unknown names raise ``UnknownComponentError`` listing what is available,
-    instead of catalogue's bare ``RegistryError``.
+    instead of catalogue's bare ``RegistryError``. A name is registered once:
+    registering another factory under it is an error naming both packages,
+    unless the call says ``override=True`` (see docs/plugins.md).
     """
 
     def __init__(self, kind: str, description: str):
@@ -47,25 +50,27 @@ class Registry(catalogue.Registry):
         self.kind = kind
         self.description = description
         self.origins: dict[str, Origin] = {}
+        self.refused: dict[str, str] = {}  # name -> why no plugin's factory is used for it
+        self.overrides: dict[str, Origin] = {}  # name -> the origin of the factory an override replaced
 
-    def register(self, name: str, *, func: Any | None = None, origin: Origin | None = None) -> Any:
-        if not NAME_PATTERN.match(name):
-            raise ErckitError(
-                f"invalid {self.kind} name {name!r}: names look like 'namespace.Name.v1' "
-                "(lower-case namespace, a name, a version)"
-            )
+    def register(
+        self, name: str, *, func: Any | None = None, origin: Origin | None = None, override: bool = False
+    ) -> Any:
+        check_name(self.kind, name)
 
         def do_register(factory: Any) -> Any:
-            existing = catalogue._get(list(self.namespace) + [name]) if self._has(name) else None
-            if existing is not None and existing is not factory:
-                where = self.origins.get(name)
-                raise ErckitError(
-                    f"{self.kind} {name!r} is already registered"
-                    + (f" by {where.plugin} ({where.package})" if where else "")
-                    + "; publish a new version (e.g. .v2) instead of replacing it"
-                )
-            catalogue._set(list(self.namespace) + [name], factory)
-            self.origins[name] = origin or _origin_of(factory)
+            check_factory(self.kind, name, factory)
+            new_origin = origin or _origin_of(factory)
+            if self._has(name):
+                existing = super(Registry, self).get(name)
+                if existing is factory:
+                    return factory  # the same function again: harmless
+                if not override:
+                    raise ErckitError(duplicate_message(self.kind, name, self.origins.get(name), new_origin))
+                if name in self.origins:
+                    self.overrides[name] = self.origins[name]
+            super(Registry, self).register(name, func=factory)
+            self.origins[name] = new_origin
             return factory
 
         return do_register(func) if func is not None else do_register
@@ -82,9 +87,11 @@ class Registry(catalogue.Registry):
         from .plugins import load_plugins
 
         load_plugins()
+        if not self._has(name) and name in self.refused:
+            raise UnknownComponentError(self.refused[name])
         if not self._has(name):
             raise UnknownComponentError(self.unknown_message(name))
-        return catalogue._get(list(self.namespace) + [name])
+        return super().get(name)
 
     def get_all(self) -> dict[str, Any]:
         from .plugins import load_plugins
@@ -106,6 +113,39 @@ class Registry(catalogue.Registry):
         if namespace not in {n.split('.', 1)[0] for n in available}:
             message += f" If {name!r} comes from a plugin, install it (e.g. pip install erckit-{namespace})."
         return message
+
+
+def check_name(kind: str, name: Any) -> None:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ErckitError(
+            f"invalid {kind} name {name!r}: names look like 'namespace.Name.v1' "
+            "(lower-case namespace, a name, a version)"
+        )
+
+
+def check_factory(kind: str, name: str, factory: Any) -> None:
+    """A factory must be callable with a signature erckit can read (the signature is the schema)."""
+    if not callable(factory):
+        raise ErckitError(f"{kind} {name!r}: the factory is {type(factory).__name__} {factory!r:.60}, not a function")
+    try:
+        inspect.signature(factory)
+    except (TypeError, ValueError) as error:
+        raise ErckitError(f"{kind} {name!r}: the factory's signature cannot be read ({error})") from None
+
+
+def duplicate_message(kind: str, name: str, first: Origin | None, second: Origin | None, *, both: bool = False) -> str:
+    """``first`` holds (or, with ``both``, also claims) ``name``; ``second`` wants it too."""
+
+    def who(origin: Origin | None) -> str:
+        return f"{origin.package} (plugin {origin.plugin!r})" if origin else "an unknown package"
+
+    claim = f"is registered by both {who(first)} and {who(second)}" if both else (
+        f"is already registered by {who(first)}; {who(second)} cannot register it too"
+    )
+    return (
+        f"{kind} {name!r} {claim}: a published name is never replaced silently; uninstall one of "
+        "them, publish a new version (e.g. .v2), or pass override=True to replace it on purpose (docs/plugins.md)"
+    )
 
 
 def _origin_of(factory: Any) -> Origin:

@@ -84,3 +84,18 @@ def test_weights_of_another_recipe_are_refused(tmp_path: Path) -> None:
     (tmp_path / "big" / "model.safetensors").write_bytes((tmp_path / "small" / "model.safetensors").read_bytes())
     with pytest.raises(ModelLoadError, match="does not match.*missing"):
         ERCModel.from_pretrained(tmp_path / "big")
+
+
+@pytest.mark.parametrize("value", ["no", "false", 0, 1])
+def test_use_fuser_must_be_a_real_boolean(tmp_path: Path, value) -> None:
+    """``bool("no")`` is True: a config saying use_fuser "no" used to load as fused."""
+    ERCModel.from_recipe(_recipe(), LABELS).save_pretrained(tmp_path / "m")
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["use_fuser"] = value
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=r"'use_fuser' must be true or false, got " + repr(value)):
+        ERCModel.from_pretrained(tmp_path / "m")
+    config["use_fuser"] = False
+    config_path.write_text(json.dumps(config))
+    assert ERCModel.from_pretrained(tmp_path / "m").use_fuser is False

@@ -136,6 +136,148 @@ def test_plugin_cli_command():
     assert "hello tester from erckit-example" in result.stdout
 
 
+# ------------------------------------------------------------------- hostile plugins
+
+
+def fake_plugin(root: Path, dist: str, module: str, source: str, entry_points: str) -> Path:
+    """A fake installed distribution ``dist`` (dist-info on sys.path) holding ``module``."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{module}.py").write_text(source)
+    info = root / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    return root
+
+
+TEACHER_RECIPE = """\
+[data]
+dataset = "erckit.Demo.v1"
+
+[model.encoders.text]
+factory = "telme.RobertaTeacher.v1"
+max_length = 64
+
+[[stages]]
+kind = "supervised"
+encoders = ["text"]
+"""
+
+IMPOSTOR = """\
+from erckit.plugins import hookimpl
+
+def impostor(num_classes: int, **anything):
+    \"\"\"Not TelME's teacher.\"\"\"
+    raise RuntimeError("the impostor's code ran")
+
+@hookimpl
+def register_components(register):
+    register("encoders", "telme.RobertaTeacher.v1", impostor{override})
+    register("encoders", "aaa.Own.v1", impostor)
+"""
+
+
+def warning_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("warning:")]
+
+
+def test_plugin_claiming_another_packages_name_is_refused_naming_both(tmp_path: Path):
+    """'aaa' loads before 'telme': it used to take telme.RobertaTeacher.v1 and telme was the one refused."""
+    path = fake_plugin(tmp_path, "aaa-impostor", "aaa_impostor", IMPOSTOR.format(override=""), "[erckit]\naaa = aaa_impostor\n")
+    recipe = tmp_path / "teacher.toml"
+    recipe.write_text(TEACHER_RECIPE)
+    result = run_erckit(["recipe", "check", str(recipe)], AUTOLOAD_ON, pythonpath=path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (warning,) = warning_lines(result.stderr)
+    for part in ("telme.RobertaTeacher.v1", "aaa-impostor 0.1", "erckit-telme 0.1.0", "neither is used", "override=True"):
+        assert part in warning, warning
+    problem = next(line for line in result.stderr.splitlines() if "model -> encoders -> text -> factory" in line)
+    assert "aaa-impostor 0.1" in problem and "erckit-telme 0.1.0" in problem
+    # the rest of both plugins keeps working
+    listed = run_erckit(["components", "--kind", "encoders"], AUTOLOAD_ON, pythonpath=path)
+    assert listed.returncode == 0
+    assert "aaa.Own.v1" in listed.stdout and "telme.AudioStudent.v1" in listed.stdout
+    assert "telme.RobertaTeacher.v1" not in listed.stdout
+
+
+def test_explicit_override_replaces_without_a_warning(tmp_path: Path):
+    path = fake_plugin(tmp_path, "aaa-impostor", "aaa_impostor", IMPOSTOR.format(override=", override=True"),
+                       "[erckit]\naaa = aaa_impostor\n")
+    result = run_erckit(["components", "--kind", "encoders"], AUTOLOAD_ON, pythonpath=path)
+    assert result.returncode == 0 and warning_lines(result.stderr) == [], result.stderr
+    row = next(line for line in result.stdout.splitlines() if "telme.RobertaTeacher.v1" in line)
+    assert "aaa-impostor 0.1" in row and "Not TelME's teacher." in row
+    listed = run_erckit(["plugins"], AUTOLOAD_ON, pythonpath=path)
+    assert "override: encoders telme.RobertaTeacher.v1 of erckit-telme 0.1.0 is replaced by aaa-impostor 0.1" in listed.stderr
+
+
+def test_plugin_cannot_take_a_builtin_name(tmp_path: Path):
+    source = (
+        "from erckit.plugins import hookimpl\n"
+        "def fuser(num_classes: int): ...\n"
+        "@hookimpl\n"
+        "def register_components(register):\n"
+        "    register('fusers', 'erckit.ConcatFuser.v1', fuser)\n"
+        "    register('fusers', 'thief.Own.v1', fuser)\n"
+    )
+    path = fake_plugin(tmp_path, "erckit-thief", "thief_plugin", source, "[erckit]\nthief = thief_plugin\n")
+    result = run_erckit(["components", "--kind", "fusers"], AUTOLOAD_ON, pythonpath=path)
+    assert result.returncode == 0
+    (warning,) = warning_lines(result.stderr)
+    assert "erckit.ConcatFuser.v1" in warning and "erckit 0.1.0" in warning and "erckit-thief 0.1" in warning
+    row = next(line for line in result.stdout.splitlines() if "erckit.ConcatFuser.v1" in line)
+    assert "erckit.builtin.components" in row
+    assert "thief.Own.v1" in result.stdout
+
+
+@pytest.mark.parametrize("where", ["import", "hook"])
+def test_plugin_raising_systemexit_is_skipped_with_its_name(tmp_path: Path, where: str):
+    source = "raise SystemExit(3)\n" if where == "import" else (
+        "from erckit.plugins import hookimpl\n"
+        "@hookimpl\n"
+        "def register_components(register):\n"
+        "    register('fusers', 'exiter.Half.v1', lambda num_classes: None)\n"
+        "    raise SystemExit('bye')\n"
+    )
+    path = fake_plugin(tmp_path, "erckit-exiter", "exiter_plugin", source, "[erckit]\nexiter = exiter_plugin\n")
+    result = run_erckit(["components"], AUTOLOAD_ON, pythonpath=path)
+    assert result.returncode == 0, result.stderr  # it used to be exit 3 with nothing printed
+    (warning,) = warning_lines(result.stderr)
+    assert "'exiter'" in warning and "erckit-exiter 0.1" in warning and "SystemExit" in warning
+    assert "telme.RobertaTeacher.v1" in result.stdout and "erckit.ConcatFuser.v1" in result.stdout
+    assert "exiter.Half.v1" not in result.stdout  # nothing of a plugin that failed half-way
+
+
+def test_plugin_command_named_like_a_builtin_is_skipped(tmp_path: Path):
+    source = (
+        "from erckit.plugins import hookimpl\n"
+        "@hookimpl\n"
+        "def register_commands(add_command):\n"
+        "    add_command('predict', 'not the real predict', lambda parser: None, lambda args: 7)\n"
+        "    add_command('clash-extra', 'still added', lambda parser: parser.add_argument('--x'), lambda args: 0)\n"
+    )
+    path = fake_plugin(tmp_path, "erckit-clash", "clash_plugin", source, "[erckit]\nclash = clash_plugin\n")
+    result = run_erckit([], AUTOLOAD_ON, pythonpath=path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    (warning,) = warning_lines(result.stderr)
+    assert "'clash'" in warning and "erckit-clash 0.1" in warning and "'predict'" in warning and "built-in" in warning
+    assert "clash-extra" in result.stdout and "example-info" in result.stdout
+    assert run_erckit(["example-info"], AUTOLOAD_ON, pythonpath=path).returncode == 0
+
+
+def test_non_callable_factory_is_refused_at_registration(tmp_path: Path):
+    path = fake_plugin(tmp_path, "erckit-broken-ep", "broken_ep", "FACTORY = 42\n",
+                       "[erckit_encoders]\nbroken.Thing.v1 = broken_ep:FACTORY\n")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(TEACHER_RECIPE.replace("telme.RobertaTeacher.v1", "broken.Thing.v1").replace("max_length = 64\n", ""))
+    result = run_erckit(["recipe", "check", str(recipe)], AUTOLOAD_ON, pythonpath=path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    (warning,) = warning_lines(result.stderr)
+    assert "broken.Thing.v1" in warning and "erckit-broken-ep 0.1" in warning and "not a function" in warning
+    problem = next(line for line in result.stderr.splitlines() if "model -> encoders -> text -> factory" in line)
+    assert "not a function" in problem
+
+
 # ------------------------------------------------------------------------ training events
 
 

@@ -85,3 +85,34 @@ def test_get_registry_and_find_component():
     assert kind is registry.distillers and callable(factory)
     with pytest.raises(UnknownComponentError, match="Available: "):
         registry.find_component("nope.Nothing.v1")
+
+
+def test_a_non_callable_factory_is_refused():
+    with pytest.raises(ErckitError, match=r"'testns.Number.v1': the factory is int 42, not a function"):
+        registry.encoders.register("testns.Number.v1", func=42)
+    assert "testns.Number.v1" not in registry.encoders.names()
+
+
+def test_override_replaces_on_purpose_and_is_recorded():
+    name = "testns.Replaced.v1"
+
+    def first(temperature: float = 1.0):
+        """First."""
+
+    def second(temperature: float = 2.0):
+        """Second."""
+
+    registry.distillers.register(name, func=first)
+    try:
+        with pytest.raises(ErckitError, match=r"already registered by .*cannot register it too.*override=True"):
+            registry.distillers.register(name, func=second)
+        assert registry.distillers.get(name) is first
+        registry.distillers.register(name, func=second, override=True)
+        assert registry.distillers.get(name) is second
+        assert registry.distillers.overrides[name].plugin == "test_registry"
+    finally:
+        import catalogue
+
+        catalogue.REGISTRY.pop((*registry.distillers.namespace, name), None)
+        registry.distillers.origins.pop(name, None)
+        registry.distillers.overrides.pop(name, None)

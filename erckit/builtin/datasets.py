@@ -11,6 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from erckit.data.readers.emorynlp import EMORYNLP_SOURCE
+from erckit.data.readers.iemocap import IEMOCAP_SOURCE
+from erckit.data.readers.meld import MELD_SOURCE
 from erckit.data.types import Corpus
 from erckit.plugins import hookimpl
 
@@ -58,6 +61,12 @@ def demo(
     counts = {"train": train_dialogues, "dev": dev_dialogues, "test": test_dialogues}
     return read_jsonl_dataset(ensure_demo(Path(root), seed, dialogues=counts), labels, name="Demo")
 
+
+# What ``erckit recipe check`` says when a root is missing (see erckit.recipe.data_paths).
+meld.data_source = MELD_SOURCE  # type: ignore[attr-defined]
+iemocap.data_source = IEMOCAP_SOURCE  # type: ignore[attr-defined]
+emorynlp.data_source = EMORYNLP_SOURCE  # type: ignore[attr-defined]
+demo.creates_root = True  # type: ignore[attr-defined]
 
 DATASETS: dict[str, Callable[..., Corpus]] = {
     "erckit.MELD.v1": meld,

@@ -39,19 +39,47 @@ def build_parser(with_plugins: bool = True) -> ArgumentParser:
 
 
 def _add_plugin_commands(subparsers: Any) -> None:
-    from ..plugins import get_plugin_manager
+    """Each plugin's ``register_commands``, on its own: a command that cannot be added
+    (a built-in's name, another plugin's, a ``configure`` that raises) is reported with
+    the plugin's name and skipped, and so is a plugin whose hook itself raises."""
+    from ..plugins import get_plugin_manager, plugin_label, report_plugin_problem
 
-    def add_command(
-        name: str,
-        help: str,
-        configure: Callable[[argparse.ArgumentParser], None],
-        run: Callable[[argparse.Namespace], int | None],
-    ) -> None:
-        command = subparsers.add_parser(name, help=help, description=help)
-        configure(command)
-        command.set_defaults(run=run)
+    for impl in get_plugin_manager().hook.register_commands.get_hookimpls():
+        label = plugin_label(impl.plugin_name)
 
-    get_plugin_manager().hook.register_commands(add_command=add_command)
+        def add_command(
+            name: str,
+            help: str,
+            configure: Callable[[argparse.ArgumentParser], None],
+            run: Callable[[argparse.Namespace], int | None],
+            _label: str = label,
+        ) -> None:
+            if not isinstance(name, str) or not name or name.startswith("-"):
+                report_plugin_problem(f"{_label}: command name {name!r} is not a word; skipped")
+                return
+            if name in subparsers.choices:
+                owner = "a built-in command" if name in COMMAND_MODULES else "already added by another plugin"
+                report_plugin_problem(f"{_label}: command {name!r} is {owner}; skipped")
+                return
+            # Arguments go to a scratch parser first, so a failing configure leaves no half command.
+            arguments = argparse.ArgumentParser(add_help=False)
+            try:
+                configure(arguments)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as error:
+                report_plugin_problem(f"{_label}: command {name!r} failed to configure: {type(error).__name__}: {error}; skipped")
+                return
+            command = subparsers.add_parser(name, help=help, description=arguments.description or help,
+                                            epilog=arguments.epilog, parents=[arguments])
+            command.set_defaults(run=run)
+
+        try:
+            impl.function(add_command=add_command)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:
+            report_plugin_problem(f"{label}: register_commands failed: {type(error).__name__}: {error}; its other commands are skipped")
 
 
 def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:

@@ -30,4 +30,12 @@ def run(args: argparse.Namespace) -> int:
     ui.out.print(table)
     for failure in failed_plugins():
         ui.warning(failure)
+    from ..registry import REGISTRIES
+
+    for kind, registry in REGISTRIES.items():
+        for name, replaced in sorted(registry.overrides.items()):
+            ui.console.print(
+                f"override: {kind} {name} of {replaced.package} is replaced by {registry.origins[name].package}",
+                markup=False,
+            )
     return 0

@@ -21,7 +21,7 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("recipe", help="check or show a recipe", description="Check or show a recipe.")
     commands = parser.add_subparsers(dest="recipe_command", metavar="ACTION", parser_class=type(parser))
-    check = commands.add_parser("check", help="validate a recipe (exit 0 if valid, 1 otherwise)")
+    check = commands.add_parser("check", help="validate a recipe (exit 0 if valid, 1 otherwise; a missing data root is only a warning)")
     check.add_argument("recipe", help="recipe TOML file")
     add_set_option(check)
     check.set_defaults(run=run_check)
@@ -35,7 +35,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_check(args: argparse.Namespace) -> int:
     from ..recipe import load_recipe
 
+    from ..recipe.data_paths import data_root_warnings
+
     recipe = load_recipe(args.recipe, args.overrides)
+    for message in data_root_warnings(recipe, args.recipe):
+        ui.warning(message)  # valid all the same: the data may live on another machine
     stages = ", ".join(f"{s.name} ({s.kind})" for s in recipe.stages)
     ui.console.print(
         f"[green]ok[/] {args.recipe}: dataset {recipe.data.dataset}, "

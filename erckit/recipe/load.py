@@ -12,6 +12,7 @@ import copy
 import difflib
 import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -43,18 +44,28 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
     return recipe
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ErckitError(f"recipe file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ErckitError(f"cannot read recipe {path}: {error}") from None
+MAX_RECIPE_BYTES = 1 << 20
+"""A recipe is a few KiB of text; anything larger is not one (``/dev/zero`` would never end)."""
+
+MAX_EXTENDS_DEPTH = 32
+
+
+def read_toml(path: Path, extended_by: Path | None = None) -> dict[str, Any]:
+    """Parse one recipe file: a regular file of at most ``MAX_RECIPE_BYTES`` of UTF-8 TOML.
+
+    Only a ``*.toml`` file has its offending line quoted in a syntax error: any other file
+    (``extends = "/etc/passwd"``) is named with a line number, never echoed.
+    """
+    label = f"{path} (extended by {extended_by})" if extended_by is not None else str(path)
+    text = _read_recipe_text(path, label)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        message = f"TOML syntax error: {error}"
         match = re.search(r"line (\d+), column (\d+)", str(error))
+        if path.suffix.lower() != ".toml":
+            where = f" (line {match.group(1)})" if match else ""
+            raise ErckitError(f"{label} is not a recipe: not valid TOML{where}") from None
+        message = f"TOML syntax error: {error}"
         if match:
             line_no, column = int(match.group(1)), int(match.group(2))
             lines = text.splitlines()
@@ -63,30 +74,95 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise RecipeError(str(path), [message]) from None
 
 
-def read_with_extends(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The recipe at ``path`` merged over the recipe it ``extends`` (relative to itself)."""
-    resolved = path.resolve()
-    if resolved in _chain:
-        cycle = " -> ".join(str(p) for p in (*_chain, resolved))
-        raise RecipeError(str(_chain[0]), [f"extends: cycle {cycle}"])
-    raw = read_toml(path)
-    parent = raw.pop("extends", None)
-    if parent is None:
-        return raw
-    if not isinstance(parent, str):
-        raise RecipeError(str(path), [f"extends: expected a file name, got {parent!r}"])
-    parent_path = (path.parent / parent) if not Path(parent).is_absolute() else Path(parent)
-    if not parent_path.exists():
-        raise RecipeError(str(path), [f"extends: {parent_path} does not exist"])
-    return deep_merge(read_with_extends(parent_path, (*_chain, resolved)), raw)
+def _read_recipe_text(path: Path, label: str) -> str:
+    # O_NONBLOCK: opening a FIFO for reading must not wait for a writer; fstat then
+    # refuses it, like devices, before a single byte is read.
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise ErckitError(f"recipe file not found: {label}") from None
+    except IsADirectoryError:
+        raise ErckitError(f"cannot read recipe {label}: a directory, not a regular file") from None
+    except OSError as error:
+        raise ErckitError(f"cannot read recipe {label}: {error.strerror or error}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ErckitError(f"cannot read recipe {label}: {_file_kind(info.st_mode)}, not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        if info.st_size > MAX_RECIPE_BYTES:
+            raise ErckitError(
+                f"cannot read recipe {label}: {info.st_size:,} bytes; a recipe is at most {MAX_RECIPE_BYTES:,}"
+            )
+        try:
+            data = handle.read(MAX_RECIPE_BYTES + 1)
+        except OSError as error:
+            raise ErckitError(f"cannot read recipe {label}: {error.strerror or error}") from None
+    if len(data) > MAX_RECIPE_BYTES:  # grew after fstat
+        raise ErckitError(f"cannot read recipe {label}: larger than {MAX_RECIPE_BYTES:,} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ErckitError(f"cannot read recipe {label}: not UTF-8 text (byte {error.start})") from None
 
 
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Tables merge key by key; any other value (arrays included) replaces the base's."""
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
+def read_with_extends(path: Path) -> dict[str, Any]:
+    """The recipe at ``path`` merged over the chain of recipes it ``extends`` (each relative to its child)."""
+    chain: list[Path] = []
+    layers: list[dict[str, Any]] = []
+    current, child = path, None
+    while True:
+        resolved = current.resolve()
+        if resolved in chain:
+            cycle = " -> ".join(str(p) for p in (*chain, resolved))
+            raise RecipeError(str(path), [f"extends: cycle {cycle}"])
+        if len(chain) == MAX_EXTENDS_DEPTH:
+            raise RecipeError(
+                str(path), [f"extends: more than {MAX_EXTENDS_DEPTH} files deep (at {current}); flatten the chain"]
+            )
+        chain.append(resolved)
+        raw = read_toml(current, extended_by=child)
+        parent = raw.pop("extends", None)
+        layers.append(raw)
+        if parent is None:
+            break
+        if not isinstance(parent, str):
+            raise RecipeError(str(current), [f"extends: expected a file name, got {parent!r}"])
+        parent_path = Path(parent) if Path(parent).is_absolute() else current.parent / parent
+        if not parent_path.exists():
+            raise RecipeError(str(current), [f"extends: {parent_path} does not exist"])
+        current, child = parent_path, current
+    merged = layers.pop()
+    while layers:
+        merged = deep_merge(merged, layers.pop())
+    return merged
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Tables merge key by key; any other value (arrays included) replaces the base's.
+
+    A table naming a different component than the base's (``factory``, or ``dataset`` in
+    ``[data]``) replaces it whole: the old component's arguments mean nothing to the new one.
+    """
+    selector = "dataset" if path == ("data",) else "factory"
+    if path and selector in override and selector in base and override[selector] != base[selector]:
+        return copy.deepcopy(override)
     merged = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value, (*path, key))
         else:
             merged[key] = copy.deepcopy(value)
     return merged

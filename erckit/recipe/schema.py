@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 MediaPolicy = Literal["error", "skip", "zero"]
 
@@ -67,8 +67,9 @@ class StageBase(Strict):
     warmup_steps: int | None = Field(None, ge=0, description="warm-up in optimiser steps (overrides warmup_ratio)")
     max_grad_norm: float | None = Field(1.0, gt=0)
     patience: int | None = Field(None, ge=1, description="stop after N epochs without dev weighted-F1 gain")
-    class_weights: bool = False
-    bucket_by_length: bool = True
+    # Strict: pydantic would read "no" or 0 as false and "yes" as true; a recipe says true or false.
+    class_weights: StrictBool = False
+    bucket_by_length: StrictBool = True
 
 
 class SupervisedStage(StageBase):
@@ -108,7 +109,7 @@ Stage = Annotated[Union[SupervisedStage, DistillStage, FuseStage], Field(discrim
 class RuntimeConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    deterministic: bool = False
+    deterministic: StrictBool = False
     threads: int | Literal["auto"] = Field(
         "auto", description="torch intra-op threads; auto: the CPUs this process may use, shared by local ranks"
     )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import types
 import typing
 from typing import Any, Callable
 
-from pydantic import ConfigDict, ValidationError, create_model
+from pydantic import ConfigDict, StrictBool, ValidationError, create_model
 
 # Arguments erckit supplies itself when a factory's signature asks for them.
 INJECTED = frozenset({"num_classes", "input_dims", "anchor"})
@@ -23,6 +24,28 @@ def factory_parameters(factory: Callable[..., Any]) -> dict[str, inspect.Paramet
 
 
 def _annotation(factory: Callable[..., Any], name: str, parameter: inspect.Parameter) -> Any:
+    return strict_bools(_resolved_annotation(factory, parameter))
+
+
+def strict_bools(annotation: Any) -> Any:
+    """``annotation`` with every ``bool`` strict: a recipe says true or false, never "no" (read as true
+    by a plain cast) or 0; pydantic's lax bool would accept both."""
+    if annotation is bool:
+        return StrictBool
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if not args or origin in (typing.Literal, typing.Annotated):
+        return annotation
+    strict = tuple(strict_bools(a) for a in args)
+    if strict == args:
+        return annotation
+    if origin in (typing.Union, types.UnionType):
+        return typing.Union[strict]
+    if origin in (list, dict, tuple, set, frozenset):
+        return origin[strict]
+    return annotation
+
+
+def _resolved_annotation(factory: Callable[..., Any], parameter: inspect.Parameter) -> Any:
     annotation = parameter.annotation
     if annotation is inspect.Parameter.empty:
         return Any

@@ -250,3 +250,28 @@ def test_speaker_numbering_never_leaks_across_dialogues(tmp_path: Path) -> None:
     assert [s.speaker_ids for s in samples] == [(1,), (1, 2), (1,), (1, 2), (1, 2, 3)]
     assert all(len({u for u in s.context}) == len(s.context) for s in samples)
     assert [len(s.context) for s in samples] == [1, 2, 1, 2, 3]  # context stops at the dialogue start
+
+
+@pytest.mark.parametrize(
+    "read, expected",
+    [
+        (read_meld, ["MELD root", "does not exist", "MELD.Raw", "https://affective-meld.github.io/",
+                     "--set data.root=/path/to/MELD.Raw", "docs/data.md"]),
+        (read_iemocap, ["IEMOCAP root", "does not exist", "USC SAIL", "https://sail.usc.edu/iemocap/",
+                        "--set data.root=/path/to/IEMOCAP", "docs/data.md"]),
+    ],
+    ids=["meld", "iemocap"],
+)
+def test_missing_root_says_where_the_corpus_comes_from(tmp_path: Path, read, expected) -> None:
+    with pytest.raises(DataError) as info:
+        read(tmp_path / "absent")
+    message = str(info.value)
+    assert "\n" not in message
+    for part in expected:
+        assert part in message, message
+
+
+def test_root_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
+    (tmp_path / "MELD.Raw").write_text("not a directory")
+    with pytest.raises(DataError, match=r"MELD root .*MELD.Raw is not a directory\. MELD is not shipped"):
+        read_meld(tmp_path / "MELD.Raw")

@@ -119,6 +119,121 @@ encoders = ["text"]
     assert [s.name for s in recipe.stages] == ["supervised"]  # arrays replace
 
 
+def test_extends_with_another_factory_replaces_the_table(tmp_path: Path, recipe_file: Path):
+    """The parent's BagOfWords arguments (buckets, context) mean nothing to LogMelAudio."""
+    write(tmp_path, "parent.toml", RECIPE.replace("dim = 16\n", "dim = 16\nbuckets = 64\ncontext = true\n", 1))
+    child = write(tmp_path, "child.toml", """
+extends = "parent.toml"
+[model.encoders.text]
+factory = "erckit.LogMelAudio.v1"
+n_mels = 40
+""")
+    recipe = load_recipe(child)
+    text = recipe.model.encoders["text"]
+    assert text.factory == "erckit.LogMelAudio.v1"
+    assert text.args["n_mels"] == 40 and text.args["dim"] == 128  # its own default, not the parent's 16
+    assert "buckets" not in text.args and "context" not in text.args
+
+
+def test_extends_with_the_same_factory_still_merges(tmp_path: Path, recipe_file: Path):
+    child = write(tmp_path, "child.toml", """
+extends = "recipe.toml"
+[model.encoders.text]
+factory = "example.BagOfWords.v1"
+buckets = 32
+""")
+    args = load_recipe(child).model.encoders["text"].args
+    assert args["buckets"] == 32 and args["dim"] == 16  # dim inherited
+
+
+def test_extends_with_another_dataset_replaces_data(tmp_path: Path, recipe_file: Path):
+    child = write(tmp_path, "child.toml", """
+extends = "recipe.toml"
+[data]
+dataset = "erckit.DialogueJSONL.v1"
+root = "mine"
+""")
+    data = load_recipe(child).data
+    assert data.dataset == "erckit.DialogueJSONL.v1"
+    assert data.args == {"root": "mine"}  # the demo's seed/dialogue counts are gone
+    assert data.media_policy == "error"  # the parent's "zero" went with its dataset
+
+
+def test_extends_a_fifo_is_refused_without_waiting(tmp_path: Path):
+    import os
+
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    child = write(tmp_path, "child.toml", 'extends = "pipe.toml"\n')
+    with pytest.raises(ErckitError) as info:
+        load_recipe(child)  # before the fix this blocked forever waiting for a writer
+    message = str(info.value)
+    assert "\n" not in message
+    assert "pipe.toml" in message and "child.toml" in message and "not a regular file" in message
+
+
+def test_extends_a_device_is_refused_at_once(tmp_path: Path):
+    child = write(tmp_path, "child.toml", 'extends = "/dev/zero"\n')
+    with pytest.raises(ErckitError, match=r"^cannot read recipe /dev/zero \(extended by .*child.toml\): a device, not a regular file$"):
+        load_recipe(child)
+
+
+def test_extends_a_directory_is_refused(tmp_path: Path):
+    (tmp_path / "folder.toml").mkdir()
+    child = write(tmp_path, "child.toml", 'extends = "folder.toml"\n')
+    with pytest.raises(ErckitError, match=r"folder.toml \(extended by .*child.toml\): a directory, not a regular file$"):
+        load_recipe(child)
+
+
+def test_recipe_larger_than_one_mib_is_refused(tmp_path: Path):
+    big = write(tmp_path, "big.toml", "# padding\n" * (2**20 // 10 + 1))
+    with pytest.raises(ErckitError, match="a recipe is at most 1,048,576"):
+        load_recipe(big)
+
+
+def test_extends_chain_depth_is_capped_at_32(tmp_path: Path, recipe_file: Path):
+    depth = 32
+    for i in range(1200):  # the chain that used to be a RecursionError
+        write(tmp_path, f"r{i}.toml", f'extends = "r{i + 1}.toml"\n')
+    write(tmp_path, "r1200.toml", 'extends = "recipe.toml"\n')
+    problems = problems_of(tmp_path / "r0.toml")
+    assert problems == [
+        f"extends: more than {depth} files deep (at {tmp_path / f'r{depth}.toml'}); flatten the chain"
+    ]
+    # a chain within the cap loads
+    write(tmp_path, f"r{depth - 2}.toml", 'extends = "recipe.toml"\n')  # r0 .. r30 + recipe.toml
+    assert load_recipe(tmp_path / "r0.toml").data.dataset == "erckit.Demo.v1"
+
+
+def test_extends_a_non_recipe_file_does_not_echo_its_content(tmp_path: Path):
+    secret = write(tmp_path, "passwd", "root:x:0:0:root:/root:/bin/bash\nsecond line\n")
+    child = write(tmp_path, "child.toml", f'extends = "{secret}"\n')
+    with pytest.raises(ErckitError) as info:
+        load_recipe(child)
+    message = str(info.value)
+    assert message == f"{secret} (extended by {child}) is not a recipe: not valid TOML (line 1)"
+    assert "root:x" not in message
+
+
+@pytest.mark.parametrize("value", ['"no"', '"yes"', "0", "1"])
+def test_booleans_in_a_recipe_are_true_or_false(tmp_path: Path, value: str):
+    """pydantic's lax bool read "no" as false and "yes"/1 as true; a file must say true or false."""
+    path = write(tmp_path, "r.toml", RECIPE.replace("epochs = 2\n", f"epochs = 2\nclass_weights = {value}\n")
+                 .replace("dim = 16\n", f"dim = 16\ncontext = {value}\n")
+                 + f"\n[runtime]\ndeterministic = {value}\n")
+    problems = problems_of(path)
+    assert [p.split(":")[0] for p in problems] == [
+        "stages -> teacher -> class_weights", "runtime -> deterministic", "model -> encoders -> text -> context"
+    ]
+    assert all("valid boolean" in p for p in problems)
+
+
+def test_set_booleans_take_toml_true_and_false(recipe_file: Path):
+    recipe = load_recipe(recipe_file, ["stages.teacher.class_weights=true", "model.encoders.text.context=true"])
+    assert recipe.stages[0].class_weights is True and recipe.model.encoders["text"].args["context"] is True
+    assert "stages -> teacher -> class_weights" in problems_of(recipe_file, ["stages.teacher.class_weights=no"])[0]
+
+
 def test_extends_relative_to_the_extending_file(tmp_path: Path, recipe_file: Path):
     sub = tmp_path / "sub"
     sub.mkdir()

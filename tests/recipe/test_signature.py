@@ -86,3 +86,13 @@ def test_registered_factories_have_full_type_hints():
             for param, p in factory_parameters(f).items():
                 assert p.annotation is not inspect.Parameter.empty, f"{kind} {name}: {param} has no type hint"
             assert summary(f), f"{kind} {name} has no docstring"
+
+
+def test_bool_arguments_are_strict_inside_optionals_and_lists():
+    def factory(flag: bool = False, maybe: bool | None = None, flags: list[bool] | None = None):
+        """Booleans three ways."""
+
+    filled, problems = check_args(factory, "t.B.v1", {"flag": True, "maybe": None, "flags": [True, False]}, "p")
+    assert problems == [] and filled == {"flag": True, "maybe": None, "flags": [True, False]}
+    _, problems = check_args(factory, "t.B.v1", {"flag": "no", "maybe": "yes", "flags": [1, "off"]}, "p")
+    assert [p.split(":")[0] for p in problems] == ["p -> flag", "p -> maybe", "p -> flags -> 0", "p -> flags -> 1"]

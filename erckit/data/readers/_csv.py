@@ -26,6 +26,17 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "′": "'", "“": '"', "”": '"', "„": '"', "″": '"', "\u00a0": " "})
 
 
+def require_root(root: Path, corpus: str, source: str, example: str) -> None:
+    """A ``DataError`` saying where ``corpus`` comes from and how to point erckit at it."""
+    if root.is_dir():
+        return
+    state = "is not a directory" if root.exists() else "does not exist"
+    raise DataError(
+        f"{corpus} root {root} {state}. {source} Then point the recipe at it: "
+        f"--set data.root=/path/to/{example} (layout: docs/data.md)"
+    )
+
+
 @dataclass
 class CsvRow:
     line: int  # 1-based line number of the row in the file (header is line 1)

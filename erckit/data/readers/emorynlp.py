@@ -18,18 +18,21 @@ from typing import Sequence
 
 from ...errors import DataError
 from ..types import Corpus, Dialogue, Utterance
-from ._csv import check_label, find_file, fix_text, parse_int, read_csv, resolve_labels
+from ._csv import check_label, find_file, fix_text, parse_int, read_csv, require_root, resolve_labels
 
 EMORYNLP_LABELS = ("Joyful", "Mad", "Neutral", "Peaceful", "Powerful", "Sad", "Scared")
 SPLITS = ("train", "dev", "test")
+EMORYNLP_SOURCE = (
+    "EmoryNLP is not shipped with erckit: it is published at https://github.com/emorynlp/emotion-detection; "
+    "erckit reads it as emorynlp_{train,dev,test}_final.csv files (docs/data.md)."
+)
 COLUMNS = ("Utterance", "Speaker", "Emotion", "Utterance_ID")
 
 
 def read_emorynlp(root: str | Path, labels: Sequence[str] | None = None) -> Corpus:
     """A lazy text-only ``Corpus`` over EmoryNLP CSVs at ``root``."""
     root = Path(root).expanduser().absolute()
-    if not root.is_dir():
-        raise DataError(f"EmoryNLP root {root} is not a directory")
+    require_root(root, "EmoryNLP", EMORYNLP_SOURCE, "emorynlp")
     label_set = resolve_labels(EMORYNLP_LABELS, labels)
     corpus = Corpus(name="EmoryNLP", labels=label_set, splits={})
     for split in SPLITS:

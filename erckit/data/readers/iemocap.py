@@ -35,12 +35,16 @@ from typing import Sequence
 
 from ...errors import DataError
 from ..types import Corpus, Dialogue, Utterance
-from ._csv import check_label, find_file, fix_text, parse_float, read_csv, resolve_labels
+from ._csv import check_label, find_file, fix_text, parse_float, read_csv, require_root, resolve_labels
 
 IEMOCAP_LABELS = ("neutral", "frustration", "sadness", "anger", "excited", "happy")
 IEMOCAP_CODES = {"neu": "neutral", "fru": "frustration", "sad": "sadness", "ang": "anger", "exc": "excited", "hap": "happy"}
 COLUMNS = ("Utterance_ID", "Utterance", "Emotion")
 SPLITS = ("train", "dev", "test")
+IEMOCAP_SOURCE = (
+    "IEMOCAP is not shipped with erckit: request it from USC SAIL (https://sail.usc.edu/iemocap/, "
+    "release form), then add one CSV per split as docs/data.md describes."
+)
 
 
 def iemocap_speaker(utterance_id: str) -> str:
@@ -54,8 +58,7 @@ def iemocap_speaker(utterance_id: str) -> str:
 def read_iemocap(root: str | Path, labels: Sequence[str] | None = None) -> Corpus:
     """A lazy ``Corpus`` over IEMOCAP CSVs and media at ``root``."""
     root = Path(root).expanduser().absolute()
-    if not root.is_dir():
-        raise DataError(f"IEMOCAP root {root} is not a directory")
+    require_root(root, "IEMOCAP", IEMOCAP_SOURCE, "IEMOCAP")
     label_set = resolve_labels(IEMOCAP_LABELS, labels)
     corpus = Corpus(name="IEMOCAP", labels=label_set, splits={})
     media: dict[str, dict[str, Path]] = {}

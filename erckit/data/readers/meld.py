@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..types import Corpus, Dialogue, Utterance
-from ._csv import check_label, find_file, fix_text, parse_int, read_csv, resolve_labels
+from ._csv import check_label, find_file, fix_text, parse_int, read_csv, require_root, resolve_labels
 
 # Fixed order (label index = position); the order TelME and most MELD baselines use.
 MELD_LABELS = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
@@ -34,6 +34,11 @@ MELD_SPLITS = {
     "test": ("test_sent_emo.csv", ("output_repeated_splits_test*", "test_splits*")),
 }
 COLUMNS = ("Utterance", "Speaker", "Emotion", "Dialogue_ID", "Utterance_ID")
+MELD_SOURCE = (
+    "MELD is not shipped with erckit: download the official MELD.Raw release (MELD.Raw.tar.gz, "
+    "linked from https://affective-meld.github.io/) and unpack it, with the train/dev/test clip "
+    "archives inside it."
+)
 
 
 def read_meld(root: str | Path, labels: Sequence[str] | None = None) -> Corpus:
@@ -41,8 +46,7 @@ def read_meld(root: str | Path, labels: Sequence[str] | None = None) -> Corpus:
     from ...errors import DataError
 
     root = Path(root).expanduser().absolute()
-    if not root.is_dir():
-        raise DataError(f"MELD root {root} is not a directory")
+    require_root(root, "MELD", MELD_SOURCE, "MELD.Raw")
     label_set = resolve_labels(MELD_LABELS, labels)
     corpus = Corpus(name="MELD", labels=label_set, splits={})
     for split, (csv_name, clip_patterns) in MELD_SPLITS.items():
