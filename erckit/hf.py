@@ -96,13 +96,9 @@ def load_backbone(auto_class_name: str, pretrained: str, config: dict[str, Any] 
     auto = _auto_class(auto_class_name)
     assets = assets_directory()
     if assets is not None:
-        from transformers import AutoConfig
-
-        if not (assets / "config.json").is_file():
-            raise ErckitError(f"{assets} has no config.json: the model directory is incomplete")
         # Random init is wasted work here (weights follow), but it keeps one
         # code path and never touches the network.
-        return auto.from_config(AutoConfig.from_pretrained(assets))
+        return auto.from_config(saved_config(assets))
     if config is not None:
         return auto.from_config(build_config(config))
     try:
@@ -112,6 +108,37 @@ def load_backbone(auto_class_name: str, pretrained: str, config: dict[str, Any] 
             f"cannot load pretrained model {pretrained!r}: {error}. Pass a local directory, "
             "or a `config` table for a randomly initialised model."
         ) from None
+
+
+def saved_config(assets: Path) -> Any:
+    """The HF config an encoder saved in ``assets``: never remote code; errors name the file and key."""
+    import json
+
+    import transformers
+    from transformers import CONFIG_MAPPING, AutoConfig
+
+    path = assets / "config.json"
+    if not path.is_file():
+        raise ErckitError(f"{assets} has no config.json: the model directory is incomplete")
+    try:
+        model_type = json.loads(path.read_text(encoding="utf-8")).get("model_type")
+    except (ValueError, AttributeError):
+        raise ErckitError(f"{path}: not a JSON object") from None
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+        raise ErckitError(
+            f"{path}: model_type {model_type!r} is not a model type transformers {transformers.__version__} knows "
+            "(e.g. 'roberta', 'bert', 'data2vec-audio', 'timesformer')"
+        )
+    try:
+        return AutoConfig.from_pretrained(str(assets), trust_remote_code=False)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ErckitError(f"{path}: not a usable {model_type!r} config: {_one_line(error)}") from None
+
+
+def _one_line(error: object) -> str:
+    from .modeldir import one_line
+
+    return one_line(error)
 
 
 def save_backbone_config(model: "PreTrainedModel", directory: str | Path) -> None:
@@ -139,9 +166,12 @@ def load_tokenizer(spec: str) -> "PreTrainedTokenizerBase":
 
 def _from_assets(auto: Any, assets: Path, what: str) -> Any:
     try:
-        return auto.from_pretrained(str(assets))
-    except (OSError, ValueError) as error:
-        raise ErckitError(f"cannot rebuild the {what} from {assets}: {error}. The model directory is incomplete.") from None
+        return auto.from_pretrained(str(assets), trust_remote_code=False)
+    except Exception as error:  # noqa: BLE001 - saved files are untrusted; tokenizers raises bare Exception
+        raise ErckitError(
+            f"cannot rebuild the {what} from {assets}: {type(error).__name__}: {_one_line(error)}. "
+            "The model directory is incomplete or damaged."
+        ) from None
 
 
 def bytes_tokenizer() -> "PreTrainedTokenizerBase":

@@ -47,10 +47,29 @@ class DataConfig(BaseModel):
         return dict(self.__pydantic_extra__ or {})
 
 
+def encoder_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name an encoder (it becomes a module name and a directory), or None."""
+    if not name or len(name) > 128:
+        return "must be 1-128 characters"
+    bad = sorted({c for c in name if c in "./\\:\0" or not c.isprintable()})
+    if bad:
+        return f"cannot contain {', '.join(map(repr, bad))}"
+    return None
+
+
 class ModelConfig(Strict):
     anchor: str | None = Field(None, description="encoder whose embedding the fuser shifts (default: the first)")
     encoders: dict[str, ComponentTable] = Field(min_length=1)
     fuser: ComponentTable | None = None
+
+    @field_validator("encoders")
+    @classmethod
+    def _plain_names(cls, encoders: dict[str, ComponentTable]) -> dict[str, ComponentTable]:
+        for name in encoders:
+            problem = encoder_name_problem(name)
+            if problem:
+                raise ValueError(f"encoder name {name!r} {problem} (it names a module and a directory)")
+        return encoders
 
 
 class StageBase(Strict):
