@@ -53,7 +53,11 @@ def rebuild_from_assets(directory: str | Path) -> Iterator[Path]:
     so nested blocks and threads behave. The directory may be absent or empty
     for encoders that save no assets; a loader that needs a file says which.
     """
-    token = _assets.set(Path(directory))
+    directory = Path(directory)
+    if (directory / "config.json").is_file():
+        # Tokenizers and processors read it too (for its model_type): check it before any of them.
+        _check_model_type(directory / "config.json", required=False)
+    token = _assets.set(directory)
     try:
         yield directory
     finally:
@@ -112,27 +116,40 @@ def load_backbone(auto_class_name: str, pretrained: str, config: dict[str, Any] 
 
 def saved_config(assets: Path) -> Any:
     """The HF config an encoder saved in ``assets``: never remote code; errors name the file and key."""
-    import json
-
-    import transformers
-    from transformers import CONFIG_MAPPING, AutoConfig
+    from transformers import AutoConfig
 
     path = assets / "config.json"
     if not path.is_file():
         raise ErckitError(f"{assets} has no config.json: the model directory is incomplete")
+    model_type = _check_model_type(path, required=True)
     try:
-        model_type = json.loads(path.read_text(encoding="utf-8")).get("model_type")
-    except (ValueError, AttributeError):
-        raise ErckitError(f"{path}: not a JSON object") from None
+        return AutoConfig.from_pretrained(str(assets), trust_remote_code=False)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ErckitError(f"{path}: not a usable {model_type!r} config: {_one_line(error)}") from None
+
+
+def _check_model_type(path: Path, required: bool) -> str | None:
+    """A saved HF config's ``model_type`` must be one transformers knows (never remote code)."""
+    import json
+
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        raise ErckitError(f"{path}: not a readable JSON file") from None
+    if not isinstance(config, dict):
+        raise ErckitError(f"{path}: expected a JSON object")
+    if "model_type" not in config and not required:
+        return None
+    model_type = config.get("model_type")
+    import transformers
+    from transformers import CONFIG_MAPPING
+
     if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
         raise ErckitError(
             f"{path}: model_type {model_type!r} is not a model type transformers {transformers.__version__} knows "
             "(e.g. 'roberta', 'bert', 'data2vec-audio', 'timesformer')"
         )
-    try:
-        return AutoConfig.from_pretrained(str(assets), trust_remote_code=False)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
-        raise ErckitError(f"{path}: not a usable {model_type!r} config: {_one_line(error)}") from None
+    return model_type
 
 
 def _one_line(error: object) -> str:

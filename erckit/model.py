@@ -80,22 +80,17 @@ class ERCModel(nn.Module):
     @classmethod
     def from_recipe(cls, recipe: "Recipe", labels: Sequence[str], assets: Path | None = None) -> "ERCModel":
         """Call every factory in the recipe; with ``assets`` rebuild offline from a model directory."""
-        from contextlib import nullcontext
+        from functools import partial
 
         from . import registry
-        from .hf import rebuild_from_assets
 
         num_classes = len(labels)
         encoders: dict[str, Encoder] = {}
         for name, table in recipe.model.encoders.items():
             factory = registry.encoders.get(table.factory)
             directory = assets / "encoders" / name if assets is not None else None
-            with rebuild_from_assets(directory) if directory is not None else nullcontext():
-                encoders[name] = _rebuilt(
-                    lambda: _call(factory, table.args, num_classes=num_classes),  # noqa: B023 - called at once
-                    f"encoder {name!r} ({table.factory})",
-                    directory,
-                )
+            build = partial(_build_encoder, factory, table.args, num_classes, directory)
+            encoders[name] = _rebuilt(build, f"encoder {name!r} ({table.factory})", directory)
             _check_encoder(name, table.factory, encoders[name], num_classes)
         anchor = recipe.anchor
         ordered = [anchor, *(n for n in encoders if n != anchor)]
@@ -242,11 +237,21 @@ def _rebuilt(build: Callable[[], Any], what: str, assets: Path | None) -> Any:
     except ModelLoadError:
         raise
     except ErckitError as error:
-        raise ModelLoadError(f"{assets}: {what}: {error}") from None
+        where = f"{what}: " if str(assets) in str(error) else f"{assets}: {what}: "
+        raise ModelLoadError(where + str(error)) from None
     except Exception as error:  # noqa: BLE001 - see the docstring
         from .modeldir import one_line
 
         raise ModelLoadError(f"{assets}: {what} cannot be rebuilt from the saved files: {type(error).__name__}: {one_line(error)}") from None
+
+
+def _build_encoder(factory: Any, args: Mapping[str, Any], num_classes: int, assets: Path | None) -> Any:
+    from contextlib import nullcontext
+
+    from .hf import rebuild_from_assets
+
+    with rebuild_from_assets(assets) if assets is not None else nullcontext():
+        return _call(factory, args, num_classes=num_classes)
 
 
 def _call(factory: Any, args: Mapping[str, Any], **injected: Any) -> Any:
