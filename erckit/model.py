@@ -161,8 +161,7 @@ class ERCModel(nn.Module):
         modeldir.check_config(config, config_path)
         recipe = _stored_recipe(config["recipe"], config_path)
         for name in recipe.model.encoders:
-            assets = modeldir.asset_directory(directory, name, f"{config_path}: recipe -> model -> encoders")
-            modeldir.check_asset_files(assets, directory)
+            modeldir.check_assets(directory, name, f"{config_path}: recipe -> model -> encoders")
         weights = directory / WEIGHTS_FILE
         header = modeldir.read_header(weights, directory)
         try:

@@ -34,6 +34,7 @@ MAX_CONFIG_BYTES = 16 * 2**20
 MAX_ASSET_JSON_BYTES = 256 * 2**20  # the largest HF tokenizers are ~35 MB
 MAX_JSON_DEPTH = 64  # real configs nest < 10 deep; serde (the tokenizers library) stops at 128
 MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit
+MAX_TENSORS = 50_000  # TelME at full size has ~1,000; the count bounds what building may create
 MAX_ASSET_ENTRIES = 10_000
 MAX_NAME_LENGTH = 128
 # Slack over the weights file for what building a model may allocate: resized embeddings,
@@ -62,11 +63,11 @@ def one_line(text: object, limit: int = 300) -> str:
 def _kind(mode: int) -> str:
     for test, name in (
         (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"),
+        (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"), (stat.S_ISREG, "a regular file"),
     ):
         if test(mode):
             return name
-    return "not a regular file"
+    return "of an unknown kind"
 
 
 def inside(path: Path, root: Path) -> Path:
@@ -82,9 +83,9 @@ def inside(path: Path, root: Path) -> Path:
 
 def open_regular(path: Path, root: Path) -> BinaryIO:
     """Open a regular file inside ``root`` for reading; never blocks on a FIFO."""
-    resolved = inside(path, root)
+    resolved = check_regular(path, root)  # devices are never even opened (some act on open)
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+        # O_NONBLOCK: a file swapped for a FIFO since the check must not block; fstat refuses it.
         fd = os.open(resolved, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise ModelLoadError(f"{path} is missing") from None
@@ -133,8 +134,14 @@ def plain_name(name: object, where: str) -> str:
     return name
 
 
-def asset_directory(root: Path, name: str, where: str) -> Path:
-    """``root/encoders/<name>``, checked: a plain encoder name, inside ``root``, only regular files in it."""
+def check_assets(root: Path, name: str, where: str) -> Path:
+    """``root/encoders/<name>``, checked before any loader reads it.
+
+    The encoder name is a plain name; every entry below is a directory or a regular file that
+    resolves inside ``root``; every ``*.json`` is a sane JSON object whose ``*_file`` entries are
+    plain file names (older transformers take ``vocab_file`` & co. from ``tokenizer_config.json``
+    verbatim, so an absolute path there would be read).
+    """
     from .recipe.schema import encoder_name_problem
 
     problem = encoder_name_problem(name) if isinstance(name, str) else "must be a string"
@@ -142,35 +149,45 @@ def asset_directory(root: Path, name: str, where: str) -> Path:
         raise ModelLoadError(f"{where}: encoder name {name!r} {problem}")
     directory = root / "encoders" / name
     inside(directory, root)
-    if directory.exists():
-        check_tree(directory, root)
+    if not directory.exists():
+        return directory  # encoders that save nothing; a loader that needs a file says which
+    for path in _regular_files(directory, root):
+        if path.suffix == ".json":
+            for key, entry in read_json(path, root, MAX_ASSET_JSON_BYTES).items():
+                if key.endswith(("_file", "_files")) and isinstance(entry, str):
+                    plain_name(entry, f"{path}: {key}")
     return directory
 
 
-def check_tree(directory: Path, root: Path) -> None:
-    """Every entry below ``directory`` is a directory or regular file inside ``root``."""
+def _regular_files(directory: Path, root: Path) -> list[Path]:
+    """Every file below ``directory`` (symlinks followed, once); anything not regular is refused."""
+    files: list[Path] = []
     pending = [directory]
-    seen = 0
+    visited: set[Path] = set()
     while pending:
         current = pending.pop()
         resolved = inside(current, root)
+        if resolved in visited:
+            continue
+        visited.add(resolved)
         if not resolved.is_dir():
             raise ModelLoadError(f"{current} is {_kind(resolved.stat().st_mode)}, expected a directory")
         with os.scandir(resolved) as entries:
             for entry in entries:
-                seen += 1
-                if seen > MAX_ASSET_ENTRIES:
-                    raise ModelLoadError(f"{directory} holds more than {MAX_ASSET_ENTRIES:,} files")
                 path = current / entry.name
                 try:
                     mode = inside(path, root).stat().st_mode
                 except FileNotFoundError:
                     raise ModelLoadError(f"{path} is a broken symlink") from None
                 if stat.S_ISDIR(mode):
-                    if not entry.is_symlink():  # a link to a directory inside is walked there
-                        pending.append(path)
-                elif not stat.S_ISREG(mode):
+                    pending.append(path)
+                elif stat.S_ISREG(mode):
+                    files.append(path)
+                else:
                     raise ModelLoadError(f"{path} is {_kind(mode)}; a model directory holds only regular files")
+                if len(files) + len(pending) > MAX_ASSET_ENTRIES:
+                    raise ModelLoadError(f"{directory} holds more than {MAX_ASSET_ENTRIES:,} files")
+    return sorted(files)
 
 
 # ------------------------------------------------------------------------------ JSON
@@ -213,21 +230,6 @@ def _depth(value: Any) -> int:
         children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
         pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return deepest
-
-
-def check_asset_files(directory: Path, root: Path) -> None:
-    """Every ``*.json`` an encoder saved is a sane JSON object, and file references stay plain names.
-
-    Older transformers take ``vocab_file``/``merges_file``/``tokenizer_file`` from
-    ``tokenizer_config.json`` verbatim, so an absolute path there would read outside.
-    """
-    if not directory.exists():
-        return
-    for path in sorted(directory.rglob("*.json")):
-        value = read_json(path, root, MAX_ASSET_JSON_BYTES)
-        for key, entry in value.items():
-            if key.endswith(("_file", "_files")) and isinstance(entry, str):
-                plain_name(entry, f"{path}: {key}")
 
 
 # --------------------------------------------------------------------- config.json
@@ -281,6 +283,8 @@ def read_header(path: Path, root: Path) -> WeightsHeader:
         raise ModelLoadError(f"{path} cannot be loaded: the header is not valid JSON; not a safetensors file") from None
     if not isinstance(entries, dict):
         raise ModelLoadError(f"{path} cannot be loaded: the header is not a JSON object; not a safetensors file")
+    if len(entries) > MAX_TENSORS + 1:
+        raise ModelLoadError(f"{path} cannot be loaded: {len(entries):,} tensors, more than the {MAX_TENSORS:,} allowed")
     metadata = entries.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise ModelLoadError(f"{path} cannot be loaded: __metadata__ must map names to strings")
@@ -362,7 +366,8 @@ def allocation_guard(header: WeightsHeader, aliases: int, where: str) -> Iterato
     from torch.overrides import TorchFunctionMode
 
     byte_budget = ALLOCATION_FACTOR * header.data_bytes + ALLOCATION_SLACK_BYTES
-    count_budget = ALLOCATION_FACTOR * (len(header.tensors) + aliases) + REGISTRATION_SLACK
+    # Tied names (aliases) count too, but never more than the tensors themselves: metadata is cheap to inflate.
+    count_budget = ALLOCATION_FACTOR * (len(header.tensors) + min(aliases, len(header.tensors))) + REGISTRATION_SLACK
     owner = threading.get_ident()
     used = {"bytes": 0, "tensors": 0}
     constructors = {

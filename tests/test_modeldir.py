@@ -130,6 +130,38 @@ def huge_header(directory: Path, scratch: Path) -> None:
     (directory / "model.safetensors").write_bytes((2**40).to_bytes(8, "little") + data[8:])
 
 
+def nested(depth: int) -> Callable[[Path, Path], None]:
+    return lambda d, s: edit_json(d / "config.json", lambda c: c.update(notes=json.loads("[" * depth + "]" * depth)))
+
+
+def oversized(directory: Path, scratch: Path) -> None:
+    edit_json(directory / "config.json", lambda c: c.update(notes="x" * 17 * 2**20))
+
+
+def socket_file(name: str) -> Callable[[Path, Path], None]:
+    def damage(directory: Path, scratch: Path) -> None:
+        import socket
+
+        (directory / name).unlink()
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(directory / name))
+        server.close()  # the socket file stays
+
+    return damage
+
+
+def shape_lie(directory: Path, scratch: Path) -> None:
+    """A header whose shape claims more data than its offsets span (the file is otherwise intact)."""
+    path = directory / "model.safetensors"
+    data = path.read_bytes()
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    header["encoders.text.head.bias"]["shape"] = [3000]
+    text = json.dumps(header).encode()
+    text += b" " * max(0, length - len(text))
+    path.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + length :])
+
+
 def duplicate_labels(directory: Path, scratch: Path) -> None:
     edit_json(directory / "config.json", lambda c: c.update(labels=["neutral", "joy", "joy"]))
 
@@ -140,6 +172,8 @@ CASES = [
     ("config-utf16", "bags", lambda d, s: (d / "config.json").write_bytes((d / "config.json").read_text().encode("utf-16")),
      r"config\.json: not UTF-8"),
     ("config-nested-100k-deep", "bags", deeply_nested, r"config\.json: nested more than 64 levels"),
+    ("config-nested-100-deep", "bags", nested(100), r"config\.json: nested 65 levels deep, more than the 64 allowed"),
+    ("config-17MB", "bags", oversized, r"config\.json is 17,8\d\d,\d\d\d bytes, more than the 16,777,216 allowed"),
     ("config-bare-string", "bags", write("config.json", b'"a model"'), r"config\.json: expected a JSON object .* got a string"),
     ("config-array", "bags", write("config.json", b"[1, 2]"), r"config\.json: expected a JSON object .* got an array"),
     ("tokenizer-json-is-a-list", "teacher", write("encoders/text/tokenizer.json", b"[1, 2, 3]"),
@@ -163,12 +197,15 @@ CASES = [
     ("layers-as-float-1e6", "teacher", backbone_config(num_hidden_layers=1e6),
      r"encoder 'text' \(telme\.RobertaTeacher\.v1\).*(num_hidden_layers.*expected int|TypeError: 'float')"),
     ("header-length-1TB", "bags", huge_header, r"model\.safetensors cannot be loaded: header length .* is impossible"),
+    ("header-shape-lie", "bags", shape_lie,
+     r"model\.safetensors cannot be loaded: tensor 'encoders\.text\.head\.bias': shape \(3000,\) of F32 does not fit"),
+    ("weights-socket", "bags", socket_file("model.safetensors"), r"model\.safetensors is a socket"),
     ("weights-of-other-size", "bags", recipe_arg("dim", 8),
      r"model\.safetensors does not match the model's config: tensor 'encoders\.text\.project\.0\.weight' is \(16, 64\)"),
     # --- paths that leave the directory
-    ("encoder-name-absolute", "teacher", absolute_encoder_name, r"encoders: .*encoder name '/.*' cannot contain '/'"),
+    ("encoder-name-absolute", "teacher", absolute_encoder_name, r"encoders -> .*encoder name '/.*' cannot contain '/'"),
     ("encoder-name-dotdot", "teacher", lambda d, s: rename_encoder(d, "../../../../../../etc"),
-     r"encoders: .*encoder name '\.\./.*' cannot contain '\.', '/'"),
+     r"encoders -> .*encoder name '\.\./.*' cannot contain '\.', '/'"),
     ("tokenizer-config-vocab-file-absolute", "teacher",
      lambda d, s: edit_json(d / "encoders/text/tokenizer_config.json", lambda c: c.update(vocab_file="/etc/passwd")),
      r"tokenizer_config\.json: vocab_file: '/etc/passwd' is not a plain name"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MediaPolicy = Literal["error", "skip", "zero"]
 
@@ -57,19 +57,17 @@ def encoder_name_problem(name: str) -> str | None:
     return None
 
 
+def _plain_encoder_name(name: str) -> str:
+    problem = encoder_name_problem(name)
+    if problem:
+        raise ValueError(f"encoder name {name!r} {problem} (it names a module and a directory)")
+    return name
+
+
 class ModelConfig(Strict):
     anchor: str | None = Field(None, description="encoder whose embedding the fuser shifts (default: the first)")
-    encoders: dict[str, ComponentTable] = Field(min_length=1)
+    encoders: dict[Annotated[str, AfterValidator(_plain_encoder_name)], ComponentTable] = Field(min_length=1)
     fuser: ComponentTable | None = None
-
-    @field_validator("encoders")
-    @classmethod
-    def _plain_names(cls, encoders: dict[str, ComponentTable]) -> dict[str, ComponentTable]:
-        for name in encoders:
-            problem = encoder_name_problem(name)
-            if problem:
-                raise ValueError(f"encoder name {name!r} {problem} (it names a module and a directory)")
-        return encoders
 
 
 class StageBase(Strict):
