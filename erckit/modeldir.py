@@ -283,9 +283,9 @@ def read_header(path: Path, root: Path) -> WeightsHeader:
         raise ModelLoadError(f"{path} cannot be loaded: the header is not valid JSON; not a safetensors file") from None
     if not isinstance(entries, dict):
         raise ModelLoadError(f"{path} cannot be loaded: the header is not a JSON object; not a safetensors file")
-    if len(entries) > MAX_TENSORS + 1:
-        raise ModelLoadError(f"{path} cannot be loaded: {len(entries):,} tensors, more than the {MAX_TENSORS:,} allowed")
     metadata = entries.pop("__metadata__", None) or {}
+    if len(entries) > MAX_TENSORS:
+        raise ModelLoadError(f"{path} cannot be loaded: {len(entries):,} tensors, more than the {MAX_TENSORS:,} allowed")
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise ModelLoadError(f"{path} cannot be loaded: __metadata__ must map names to strings")
     tensors: dict[str, tuple[str, tuple[int, ...]]] = {}

@@ -162,6 +162,13 @@ def shape_lie(directory: Path, scratch: Path) -> None:
     path.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + length :])
 
 
+def many_tensors(directory: Path, scratch: Path) -> None:
+    """Empty tensors are free to declare: 50,001 of them would let building create 100,000 modules."""
+    header = {f"t{i}": {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]} for i in range(50_001)}
+    text = json.dumps(header).encode()
+    (directory / "model.safetensors").write_bytes(len(text).to_bytes(8, "little") + text)
+
+
 def duplicate_labels(directory: Path, scratch: Path) -> None:
     edit_json(directory / "config.json", lambda c: c.update(labels=["neutral", "joy", "joy"]))
 
@@ -199,6 +206,7 @@ CASES = [
     ("header-length-1TB", "bags", huge_header, r"model\.safetensors cannot be loaded: header length .* is impossible"),
     ("header-shape-lie", "bags", shape_lie,
      r"model\.safetensors cannot be loaded: tensor 'encoders\.text\.head\.bias': shape \(3000,\) of F32 does not fit"),
+    ("header-50001-tensors", "bags", many_tensors, r"model\.safetensors cannot be loaded: 50,001 tensors, more than the 50,000"),
     ("weights-socket", "bags", socket_file("model.safetensors"), r"model\.safetensors is a socket"),
     ("weights-of-other-size", "bags", recipe_arg("dim", 8),
      r"model\.safetensors does not match the model's config: tensor 'encoders\.text\.project\.0\.weight' is \(16, 64\)"),
