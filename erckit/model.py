@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from . import __version__
 from .components import Encoder, Features, Fuser, ModalityOutput
-from .errors import ErckitError, ModelLoadError, UnknownComponentError
+from .errors import ErckitError, ModelLoadError
 
 if TYPE_CHECKING:
     from .data.types import Dialogue
@@ -205,6 +205,7 @@ def _stored_recipe(raw: dict[str, Any], config_path: Path) -> "Recipe":
     """The recipe kept in config.json, validated like a recipe file (schema, then every factory's signature)."""
     from pydantic import ValidationError
 
+    from .modeldir import one_line
     from .recipe.load import check_components
     from .recipe.schema import Recipe
 
@@ -219,7 +220,7 @@ def _stored_recipe(raw: dict[str, Any], config_path: Path) -> "Recipe":
     problems = check_components(recipe)
     if problems:
         more = f" ({len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ModelLoadError(f"{config_path}: recipe -> {problems[0]}{more}")
+        raise ModelLoadError(f"{config_path}: recipe -> {one_line(problems[0])}{more}")
     return recipe
 
 

@@ -23,6 +23,7 @@ import os
 import re
 import stat
 import threading
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,7 +244,7 @@ def check_config(config: Mapping[str, Any], path: Path) -> None:
     labels = config["labels"]
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
         raise ModelLoadError(f"{path}: 'labels' must be a non-empty list of non-empty strings")
-    duplicates = sorted({x for x in labels if labels.count(x) > 1})
+    duplicates = sorted(label for label, n in Counter(labels).items() if n > 1)
     if duplicates:
         raise ModelLoadError(f"{path}: 'labels' lists {', '.join(map(repr, duplicates))} more than once")
     if not isinstance(config["anchor"], str):
@@ -251,7 +252,7 @@ def check_config(config: Mapping[str, Any], path: Path) -> None:
     if not isinstance(config["recipe"], dict):
         raise ModelLoadError(f"{path}: 'recipe' must be an object")
     if "use_fuser" in config and not isinstance(config["use_fuser"], bool):
-        raise ModelLoadError(f"{path}: 'use_fuser' must be true or false, got {config['use_fuser']!r}")
+        raise ModelLoadError(f"{path}: 'use_fuser' must be true or false, got {one_line(repr(config['use_fuser']), 40)}")
 
 
 # ------------------------------------------------------------------ safetensors header
@@ -311,11 +312,11 @@ def _entry(path: Path, name: str, entry: Any) -> tuple[str, tuple[int, ...], tup
         raise ModelLoadError(f"{where}: expected an object with dtype, shape, data_offsets")
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
     if dtype not in DTYPE_BYTES:
-        raise ModelLoadError(f"{where}: unsupported dtype {dtype!r} (supported: {', '.join(DTYPE_BYTES)})")
+        raise ModelLoadError(f"{where}: unsupported dtype {one_line(repr(dtype), 40)} (supported: {', '.join(DTYPE_BYTES)})")
     if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
-        raise ModelLoadError(f"{where}: shape must be a list of non-negative integers, got {shape!r}")
+        raise ModelLoadError(f"{where}: shape must be a list of non-negative integers, got {one_line(repr(shape), 80)}")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(n) is int and n >= 0 for n in offsets)):
-        raise ModelLoadError(f"{where}: data_offsets must be two non-negative integers, got {offsets!r}")
+        raise ModelLoadError(f"{where}: data_offsets must be two non-negative integers, got {one_line(repr(offsets), 80)}")
     count = 1
     for n in shape:
         count *= n
