@@ -76,7 +76,11 @@ def load_weights(module: nn.Module, path: str | Path, *, finite: bool = False) -
 
 
 def _non_finite(tensor: torch.Tensor) -> int:
-    if not tensor.is_floating_point():
+    if not tensor.is_floating_point() or tensor.numel() == 0:
         return 0
-    values = tensor if tensor.element_size() > 1 else tensor.float()  # isfinite lacks float8 kernels
+    values = tensor if tensor.element_size() > 1 else tensor.float()  # no float8 kernels
+    # min and max propagate NaN and are ~10x faster than isfinite over the whole tensor.
+    low, high = torch.aminmax(values)
+    if bool(torch.isfinite(low)) and bool(torch.isfinite(high)):
+        return 0
     return int((~torch.isfinite(values)).sum())
