@@ -51,6 +51,10 @@ class ModelLoadError(ErckitError):
     """A model directory is missing, incomplete or does not match its config."""
 
 
+class PredictionError(ErckitError):
+    """The model gave no usable answer for an input (NaN or inf scores)."""
+
+
 class CheckpointError(ErckitError):
     """A training checkpoint cannot be read or written."""
 

@@ -53,7 +53,11 @@ def rebuild_from_assets(directory: str | Path) -> Iterator[Path]:
     so nested blocks and threads behave. The directory may be absent or empty
     for encoders that save no assets; a loader that needs a file says which.
     """
-    token = _assets.set(Path(directory))
+    directory = Path(directory)
+    if (directory / "config.json").is_file():
+        # Tokenizers and processors read it too (for its model_type): check it before any of them.
+        _check_model_type(directory / "config.json", required=False)
+    token = _assets.set(directory)
     try:
         yield directory
     finally:
@@ -96,13 +100,9 @@ def load_backbone(auto_class_name: str, pretrained: str, config: dict[str, Any] 
     auto = _auto_class(auto_class_name)
     assets = assets_directory()
     if assets is not None:
-        from transformers import AutoConfig
-
-        if not (assets / "config.json").is_file():
-            raise ErckitError(f"{assets} has no config.json: the model directory is incomplete")
         # Random init is wasted work here (weights follow), but it keeps one
         # code path and never touches the network.
-        return auto.from_config(AutoConfig.from_pretrained(assets))
+        return auto.from_config(saved_config(assets))
     if config is not None:
         return auto.from_config(build_config(config))
     try:
@@ -112,6 +112,50 @@ def load_backbone(auto_class_name: str, pretrained: str, config: dict[str, Any] 
             f"cannot load pretrained model {pretrained!r}: {error}. Pass a local directory, "
             "or a `config` table for a randomly initialised model."
         ) from None
+
+
+def saved_config(assets: Path) -> Any:
+    """The HF config an encoder saved in ``assets``: never remote code; errors name the file and key."""
+    from transformers import AutoConfig
+
+    path = assets / "config.json"
+    if not path.is_file():
+        raise ErckitError(f"{assets} has no config.json: the model directory is incomplete")
+    model_type = _check_model_type(path, required=True)
+    try:
+        return AutoConfig.from_pretrained(str(assets), trust_remote_code=False)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ErckitError(f"{path}: not a usable {model_type!r} config: {_one_line(error)}") from None
+
+
+def _check_model_type(path: Path, required: bool) -> str | None:
+    """A saved HF config's ``model_type`` must be one transformers knows (never remote code)."""
+    import json
+
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        raise ErckitError(f"{path}: not a readable JSON file") from None
+    if not isinstance(config, dict):
+        raise ErckitError(f"{path}: expected a JSON object")
+    if "model_type" not in config and not required:
+        return None
+    model_type = config.get("model_type")
+    import transformers
+    from transformers import CONFIG_MAPPING
+
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+        raise ErckitError(
+            f"{path}: model_type {model_type!r} is not a model type transformers {transformers.__version__} knows "
+            "(e.g. 'roberta', 'bert', 'data2vec-audio', 'timesformer')"
+        )
+    return model_type
+
+
+def _one_line(error: object) -> str:
+    from .modeldir import one_line
+
+    return one_line(error)
 
 
 def save_backbone_config(model: "PreTrainedModel", directory: str | Path) -> None:
@@ -139,9 +183,12 @@ def load_tokenizer(spec: str) -> "PreTrainedTokenizerBase":
 
 def _from_assets(auto: Any, assets: Path, what: str) -> Any:
     try:
-        return auto.from_pretrained(str(assets))
-    except (OSError, ValueError) as error:
-        raise ErckitError(f"cannot rebuild the {what} from {assets}: {error}. The model directory is incomplete.") from None
+        return auto.from_pretrained(str(assets), trust_remote_code=False)
+    except Exception as error:  # noqa: BLE001 - saved files are untrusted; tokenizers raises bare Exception
+        raise ErckitError(
+            f"cannot rebuild the {what} from {assets}: {type(error).__name__}: {_one_line(error)}. "
+            "The model directory is incomplete or damaged."
+        ) from None
 
 
 def bytes_tokenizer() -> "PreTrainedTokenizerBase":

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from . import __version__
 from .components import Encoder, Features, Fuser, ModalityOutput
-from .errors import ErckitError, ModelLoadError, UnknownComponentError
+from .errors import ErckitError, ModelLoadError
 
 if TYPE_CHECKING:
     from .data.types import Dialogue
@@ -78,30 +78,29 @@ class ERCModel(nn.Module):
     @classmethod
     def from_recipe(cls, recipe: "Recipe", labels: Sequence[str], assets: Path | None = None) -> "ERCModel":
         """Call every factory in the recipe; with ``assets`` rebuild offline from a model directory."""
-        from contextlib import nullcontext
+        from functools import partial
 
         from . import registry
-        from .hf import rebuild_from_assets
 
         num_classes = len(labels)
         encoders: dict[str, Encoder] = {}
         for name, table in recipe.model.encoders.items():
             factory = registry.encoders.get(table.factory)
-            context = rebuild_from_assets(assets / "encoders" / name) if assets is not None else nullcontext()
-            with context:
-                encoders[name] = _call(factory, table.args, num_classes=num_classes)
+            directory = assets / "encoders" / name if assets is not None else None
+            build = partial(_build_encoder, factory, table.args, num_classes, directory)
+            encoders[name] = _rebuilt(build, f"encoder {name!r} ({table.factory})", directory)
             _check_encoder(name, table.factory, encoders[name], num_classes)
         anchor = recipe.anchor
         ordered = [anchor, *(n for n in encoders if n != anchor)]
         fuser = None
         if recipe.model.fuser is not None:
-            factory = registry.fusers.get(recipe.model.fuser.factory)
-            fuser = _call(
-                factory,
-                recipe.model.fuser.args,
-                num_classes=num_classes,
-                input_dims={n: encoders[n].dim for n in ordered},
-                anchor=anchor,
+            table = recipe.model.fuser
+            factory = registry.fusers.get(table.factory)
+            dims = {n: encoders[n].dim for n in ordered}
+            fuser = _rebuilt(
+                lambda: _call(factory, table.args, num_classes=num_classes, input_dims=dims, anchor=anchor),
+                f"fuser ({table.factory})",
+                assets,
             )
         from .recipe import recipe_to_dict
 
@@ -136,49 +135,38 @@ class ERCModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> "ERCModel":
-        """Load a model directory written by ``save_pretrained`` (or a run directory holding ``model/``)."""
-        from pydantic import ValidationError
+        """Load a model directory written by ``save_pretrained`` (or a run directory holding ``model/``).
+
+        The directory is untrusted input: every file read, every name that becomes a path and the
+        weights' header are checked before the model is built (see ``erckit.modeldir``), building
+        cannot allocate beyond what the weights file holds, and non-finite weights are refused.
+        """
         from safetensors import SafetensorError
 
-        from .weights import load_weights
-
-        from .recipe.schema import Recipe
+        from . import modeldir
+        from .weights import load_weights, parse_aliases
 
         directory = resolve_model_dir(directory)
         config_path = directory / CONFIG_FILE
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ModelLoadError(f"{config_path}: not valid JSON ({error})") from None
-        for key in ("labels", "recipe", "anchor"):
-            if key not in config:
-                raise ModelLoadError(f"{config_path}: missing {key!r}; is this an erckit model directory?")
-        use_fuser = config.get("use_fuser")
-        if use_fuser is not None and not isinstance(use_fuser, bool):  # bool("no") is True
-            raise ModelLoadError(f"{config_path}: 'use_fuser' must be true or false, got {use_fuser!r}")
-        try:
-            recipe = Recipe.model_validate(config["recipe"])
-        except ValidationError as error:
-            raise ModelLoadError(f"{config_path}: recipe does not validate ({error.error_count()} problems)") from None
-        try:
-            model = cls.from_recipe(recipe, config["labels"], assets=directory)
-        except UnknownComponentError as error:
-            raise ModelLoadError(f"{directory} needs a component that is not installed: {error}") from None
+        config = modeldir.read_json(config_path, directory)
+        modeldir.check_config(config, config_path)
+        recipe = _stored_recipe(config["recipe"], config_path)
+        for name in recipe.model.encoders:
+            modeldir.check_assets(directory, name, f"{config_path}: recipe -> model -> encoders")
         weights = directory / WEIGHTS_FILE
-        if not weights.exists():
-            raise ModelLoadError(f"{weights} is missing")
+        header = modeldir.read_header(weights, directory)
         try:
-            missing, unexpected = load_weights(model, weights)
+            aliases = parse_aliases(header.metadata)
+        except ValueError as error:
+            raise ModelLoadError(f"{weights}: {error}") from None
+        with modeldir.allocation_guard(header, len(aliases), str(directory)):
+            model = cls.from_recipe(recipe, config["labels"], assets=directory)
+        modeldir.check_against_header(model.state_dict(), header, aliases, weights)
+        try:
+            load_weights(model, weights, finite=True)
         except (SafetensorError, OSError, RuntimeError, ValueError) as error:
-            raise ModelLoadError(f"{weights} cannot be loaded: {error}") from None
-        if missing or unexpected:
-            detail = []
-            if missing:
-                detail.append(f"missing {len(missing)} (e.g. {missing[0]})")
-            if unexpected:
-                detail.append(f"unexpected {len(unexpected)} (e.g. {unexpected[0]})")
-            raise ModelLoadError(f"{weights} does not match {config_path}: {'; '.join(detail)}")
-        model.use_fuser = use_fuser if use_fuser is not None else model.fuser is not None
+            raise ModelLoadError(f"{weights} cannot be loaded: {modeldir.one_line(error)}") from None
+        model.use_fuser = bool(config.get("use_fuser", model.fuser is not None))
         model.eval()
         if device is not None:
             model.to(device)
@@ -202,6 +190,59 @@ def resolve_model_dir(directory: str | Path) -> Path:
     if not (directory / CONFIG_FILE).exists():
         raise ModelLoadError(f"{directory / CONFIG_FILE} is missing; is {directory} an erckit model directory?")
     return directory
+
+
+def _stored_recipe(raw: dict[str, Any], config_path: Path) -> "Recipe":
+    """The recipe kept in config.json, validated like a recipe file (schema, then every factory's signature)."""
+    from pydantic import ValidationError
+
+    from .modeldir import one_line
+    from .recipe.load import check_components
+    from .recipe.schema import Recipe
+
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = " -> ".join(str(part) for part in first["loc"])
+        count = error.error_count()
+        more = f" ({count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
+        raise ModelLoadError(f"{config_path}: recipe -> {where}: {first['msg']}{more}") from None
+    problems = check_components(recipe)
+    if problems:
+        more = f" ({len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ModelLoadError(f"{config_path}: recipe -> {one_line(problems[0])}{more}")
+    return recipe
+
+
+def _rebuilt(build: Callable[[], Any], what: str, assets: Path | None) -> Any:
+    """``build()``; when rebuilding from a model directory, its failures become one-line load errors.
+
+    The saved files are untrusted input there, so a factory choking on them (a float where an
+    int belongs, heads that do not divide the width) is the directory's fault, not a bug.
+    """
+    if assets is None:
+        return build()
+    try:
+        return build()
+    except ModelLoadError:
+        raise
+    except ErckitError as error:
+        where = f"{what}: " if str(assets) in str(error) else f"{assets}: {what}: "
+        raise ModelLoadError(where + str(error)) from None
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        from .modeldir import one_line
+
+        raise ModelLoadError(f"{assets}: {what} cannot be rebuilt from the saved files: {type(error).__name__}: {one_line(error)}") from None
+
+
+def _build_encoder(factory: Any, args: Mapping[str, Any], num_classes: int, assets: Path | None) -> Any:
+    from contextlib import nullcontext
+
+    from .hf import rebuild_from_assets
+
+    with rebuild_from_assets(assets) if assets is not None else nullcontext():
+        return _call(factory, args, num_classes=num_classes)
 
 
 def _call(factory: Any, args: Mapping[str, Any], **injected: Any) -> Any:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 import torch
 
 from .data.types import Dialogue, Sample, Utterance, make_samples
-from .errors import DataError, ErckitError, UsageError
+from .errors import DataError, ErckitError, PredictionError, UsageError
 
 if TYPE_CHECKING:
     from .model import ERCModel
@@ -147,6 +147,7 @@ class Predictor:
                     }
                     logits = self.model.fuse(outputs)
                     rows = batch.indices
+                    _refuse_non_finite(logits, rows, samples)
                     probabilities[rows] = torch.softmax(logits.float(), dim=-1).cpu()
                     present[rows] = torch.stack([batch.present[name] for name in self.names], dim=1).cpu()
         finally:
@@ -168,6 +169,19 @@ class Predictor:
             missing=[name for name, on in zip(self.names, flags) if not on],
             gold=target.label,
         )
+
+
+def _refuse_non_finite(logits: torch.Tensor, rows: torch.Tensor, samples: Sequence[Sample]) -> None:
+    """NaN/inf scores would become NaN probabilities (invalid JSON, meaningless metrics): refuse them."""
+    finite = torch.isfinite(logits.float()).all(dim=-1)
+    if bool(finite.all()):
+        return
+    sample = samples[int(rows[int((~finite).nonzero()[0, 0])])]
+    raise PredictionError(
+        f"the model's scores for dialogue {sample.dialogue_id!r}, utterance {sample.position} (0-based) are not "
+        f"finite (NaN or inf), for {int((~finite).sum())} of {len(finite)} utterances in its batch; the model's "
+        "weights or this input drive it out of range"
+    )
 
 
 def predict(

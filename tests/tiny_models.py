@@ -23,6 +23,19 @@ def text_recipe(context: bool = True) -> dict[str, Any]:
     }
 
 
+def teacher_recipe() -> dict[str, Any]:
+    """TelME's text teacher on a tiny random RoBERTa with the local byte tokenizer (HF assets saved)."""
+    return {
+        "data": {"dataset": "erckit.DialogueJSONL.v1", "root": "unused"},
+        "model": {"encoders": {"text": {
+            "factory": "telme.RobertaTeacher.v1", "tokenizer": "erckit:bytes", "max_length": 64, "embedding_dim": 16,
+            "config": {"model_type": "roberta", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "intermediate_size": 64, "max_position_embeddings": 130, "vocab_size": 270},
+        }}},
+        "stages": [{"kind": "supervised", "encoders": ["text"]}],
+    }
+
+
 def multimodal_recipe() -> dict[str, Any]:
     return {
         "data": {"dataset": "erckit.DialogueJSONL.v1", "root": "unused"},

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 MediaPolicy = Literal["error", "skip", "zero"]
 
@@ -47,9 +47,26 @@ class DataConfig(BaseModel):
         return dict(self.__pydantic_extra__ or {})
 
 
+def encoder_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name an encoder (it becomes a module name and a directory), or None."""
+    if not name or len(name) > 128:
+        return "must be 1-128 characters"
+    bad = sorted({c for c in name if c in "./\\:\0" or not c.isprintable()})
+    if bad:
+        return f"cannot contain {', '.join(map(repr, bad))}"
+    return None
+
+
+def _plain_encoder_name(name: str) -> str:
+    problem = encoder_name_problem(name)
+    if problem:
+        raise ValueError(f"encoder name {name!r} {problem} (it names a module and a directory)")
+    return name
+
+
 class ModelConfig(Strict):
     anchor: str | None = Field(None, description="encoder whose embedding the fuser shifts (default: the first)")
-    encoders: dict[str, ComponentTable] = Field(min_length=1)
+    encoders: dict[Annotated[str, AfterValidator(_plain_encoder_name)], ComponentTable] = Field(min_length=1)
     fuser: ComponentTable | None = None
 
 

@@ -470,3 +470,14 @@ def test_recipe_validation_does_not_instantiate_components(tmp_path: Path, recip
     recipe = load_recipe(recipe_file, [f"data.root={tmp_path / 'never-created'}"])
     assert recipe.data.args["root"].endswith("never-created")
     assert not (tmp_path / "never-created").exists()
+
+
+@pytest.mark.parametrize("name", ["a/b", "../up", "my.text", "C:x", "tab\there"])
+def test_encoder_names_are_plain(tmp_path: Path, name: str):
+    """An encoder name becomes a module name and the directory encoders/<name> of the saved model."""
+    quoted = name.replace("\t", "\\t")
+    path = write(tmp_path, "r.toml", RECIPE.replace("[model.encoders.audio]", f'[model.encoders."{quoted}"]').replace(
+        'students = ["audio"]', f'students = ["{quoted}"]'))
+    problems = problems_of(path)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"model -> encoders -> {name} -> [key]: Value error, encoder name {name!r} cannot contain")
