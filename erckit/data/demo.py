@@ -20,6 +20,7 @@ Emotions persist a little within a speaker, so context helps.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -34,6 +35,8 @@ DEMO_VERSION = 1
 SAMPLE_RATE = 16_000
 FPS = 10
 SIZE = 64
+
+log = logging.getLogger(__name__)
 
 _LABEL_WEIGHTS = (0.40, 0.25, 0.15, 0.20)
 _WORDS = {
@@ -151,9 +154,10 @@ def ensure_demo(root: str | Path, seed: int = 0, **settings: Any) -> Path:
     if root.exists() and any(root.iterdir()):
         raise DataError(f"{root} exists and is not an erckit demo data set; choose another root")
     root.parent.mkdir(parents=True, exist_ok=True)
+    log.info("generating the demo data set in %s (first use) ...", root)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
-        write_demo(staging, seed, **settings)
+        summary = write_demo(staging, seed, **settings)
         try:
             if root.exists():
                 root.rmdir()  # empty directory: replace it
@@ -161,6 +165,10 @@ def ensure_demo(root: str | Path, seed: int = 0, **settings: Any) -> Path:
         except OSError:
             if not (root / "demo.json").is_file():  # someone else won the race only if it is there
                 raise
+        else:
+            size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+            log.info("demo data set written to %s: %d utterances, %.0f MB, %.1f s", root,
+                     sum(summary.utterances.values()), size / 1e6, summary.seconds)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -189,7 +189,9 @@ class MediaResolver(PicklesWithoutLock):
         With policy ``error``, raises after the pass if anything is absent or
         broken, listing every case (not just the first).
         """
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+        from ..progress import progress_bar
 
         samples = list(samples)
         report = MediaReport()
@@ -213,9 +215,9 @@ class MediaResolver(PicklesWithoutLock):
                 for job, result in zip(group, self.load_all(group))
             ]
 
-        columns = (TextColumn("[bold]decoding media"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=console or _stderr(), disable=not progress, transient=False) as bar:
-            task = bar.add_task("media", total=len(jobs))
+        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with progress_bar(*columns, console=console or _stderr(), transient=False, enabled=progress) as bar:
+            task = bar.add_task("decoding media", total=len(jobs))
             with ThreadPoolExecutor(self.workers) as pool:
                 for outcomes in pool.map(run, by_file.values()):
                     for job, hit, reason in outcomes:
