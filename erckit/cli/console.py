@@ -2,54 +2,26 @@
 stdout stays clean for data (predictions, TOML).
 
 Text that comes from data or from a model directory (utterances, speakers,
-dialogue ids, labels, file names in messages) is shown through ``clean`` and
-``text``: terminal control sequences are removed (a dialogue line must not be
-able to retitle the window or clear the screen) and rich markup in it is shown
-literally, never interpreted.
+dialogue ids, labels, file names in messages) is shown through ``clean``,
+``text`` or ``escape`` (from ``erckit.terminal``): its control sequences are
+removed and its rich markup is shown literally, never interpreted.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 from typing import Any
 
 from rich.console import Console
-from rich.text import Text
+
+from ..terminal import clean, escape, text  # noqa: F401  (the CLI's names for them)
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 # Wide enough that no table of names is ever wrapped or cut when the output is not a terminal.
 UNLIMITED_WIDTH = 10_000
-
-# ESC sequences as a whole (CSI "ESC [ ... final", OSC/DCS/APC/PM/SOS strings up to BEL or ST,
-# and two-character ones), then any single C0/C1 control character but tab and newline, and DEL.
-_ESCAPE_SEQUENCE = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"
-    r"|\x1b[\]PX^_][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
-    r"|\x9b[0-?]*[ -/]*[@-~]"
-    r"|\x1b[ -~]?"
-)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def clean(value: Any) -> str:
-    """``value`` as text safe to put on a terminal: control sequences and characters removed."""
-    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", str(value)))
-
-
-def text(value: Any, style: str = "") -> Text:
-    """A table cell (or any renderable) of user data: cleaned, its markup shown as typed."""
-    return Text(clean(value), style=style)
-
-
-def escape(value: Any) -> str:
-    """User data inside a markup string: cleaned and markup-escaped."""
-    from rich.markup import escape as escape_markup
-
-    return escape_markup(clean(value))
 
 
 def error(message: str) -> None:

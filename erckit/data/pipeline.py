@@ -79,7 +79,7 @@ class MediaReport:
         """A rich table of counts plus the first ``limit`` failures, each named."""
         from rich.console import Group
         from rich.table import Table
-        from rich.text import Text
+        from ..terminal import text
 
         table = Table(title="media", show_header=True, header_style="bold")
         for name in ("decoded", "cached", "failed", "skipped", "zeroed"):
@@ -88,9 +88,9 @@ class MediaReport:
         parts: list[Any] = [table]
         items = sorted(self.reasons.items())
         for where, reason in items[:limit]:
-            parts.append(Text(f"  {where}: {reason}", style="yellow"))
+            parts.append(text(f"  {where}: {reason}", style="yellow"))
         if len(items) > limit:
-            parts.append(Text(f"  ... and {len(items) - limit} more", style="yellow"))
+            parts.append(text(f"  ... and {len(items) - limit} more", style="yellow"))
         return Group(*parts)
 
 
@@ -191,7 +191,7 @@ class MediaResolver(PicklesWithoutLock):
         """
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-        from ..progress import progress_bar
+        from ..terminal import progress_bar
 
         samples = list(samples)
         report = MediaReport()

@@ -27,7 +27,7 @@ from ..errors import ErckitError, TrainingError
 from ..metrics import classification_report
 from ..model import ERCModel
 from ..plugins import get_plugin_manager
-from ..progress import progress_bar
+from ..terminal import progress_bar
 from ..recipe import DistillStage, FuseStage, Recipe, SupervisedStage, recipe_to_toml
 from . import checkpoint as ckpt
 from .batching import Batch, BucketBatchSampler, SampleDataset, make_loader

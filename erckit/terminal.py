@@ -1,21 +1,55 @@
-"""Progress display that suits where the output goes.
+"""What reaches a terminal: user text made safe to show, and progress that suits the output.
 
-On a terminal: a live rich bar. Anywhere else (a log file, a pipe, CI) rich
-would leave a blank line behind every bar, so there is no bar at all: a long
-task prints a plain status line now and then, and a task whose bar would have
-stayed on screen (``transient=False``) ends with one plain line.
+``clean`` / ``text``: text from data or from a model directory (utterances,
+speakers, dialogue ids, labels, file names) loses its terminal control
+sequences, so a dialogue line cannot retitle the window or clear the screen,
+and ``text`` shows rich markup in it literally instead of interpreting it.
+
+``progress_bar``: on a terminal, a live rich bar. Anywhere else (a log file, a
+pipe, CI) rich would leave a blank line behind every bar, so there is no bar
+at all: a long task prints a plain status line now and then, and a task whose
+bar would have stayed on screen (``transient=False``) ends with one plain line.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress, ProgressColumn
+from rich.text import Text
 
 PLAIN_INTERVAL = 60.0  # seconds between status lines of one long task in a log
+
+# ESC sequences as a whole (CSI "ESC [ ... final", OSC/DCS/APC/PM/SOS strings up to BEL or ST,
+# 8-bit CSI, two-character ones), then any single C0/C1 control character but tab and newline, and DEL.
+_ESCAPE_SEQUENCE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"
+    r"|\x1b[\]PX^_][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x9b[0-?]*[ -/]*[@-~]"
+    r"|\x1b[ -~]?"
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(value: Any) -> str:
+    """``value`` as text safe to put on a terminal: control sequences and characters removed."""
+    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", str(value)))
+
+
+def text(value: Any, style: str = "") -> Text:
+    """A table cell (or any renderable) of user data: cleaned, its markup shown as typed."""
+    return Text(clean(value), style=style)
+
+
+def escape(value: Any) -> str:
+    """User data inside a markup string: cleaned and markup-escaped."""
+    from rich.markup import escape as escape_markup
+
+    return escape_markup(clean(value))
 
 
 def progress_bar(
