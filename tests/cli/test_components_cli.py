@@ -73,3 +73,10 @@ def test_unknown_name_without_any_match(capsys) -> None:
     code, _, err = run(capsys, "components", "zzz.Nothing.v1")
     assert code == 1
     assert "'erckit components' lists all" in err
+
+
+def test_columns_fits_the_listing_to_a_width() -> None:
+    env = {**{k: v for k, v in os.environ.items() if k != "LINES"}, "COLUMNS": "70"}
+    result = subprocess.run([sys.executable, "-m", "erckit", "components"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert max(len(line) for line in result.stdout.splitlines()) <= 70

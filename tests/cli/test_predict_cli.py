@@ -258,3 +258,13 @@ def test_missing_media_warns_once_per_file_in_file_and_stdin_mode(model_dir: Pat
         assert err.count(f"audio file {tmp_path / 'gone.wav'} does not exist") == 1, err
         assert err.count(f"video file {tmp_path / 'gone.mp4'} does not exist") == 1, err
         assert f"{first_audio}: audio file" in err and f"{first_video}: video file" in err
+
+
+def test_piped_table_wraps_only_the_text(model_dir: Path, tmp_path: Path, capsys) -> None:
+    speaker = "Dr. Bartholomew Longname-Smythe"
+    row = {"id": "dialogue-with-a-rather-long-identifier", "utterances": [{"speaker": speaker, "text": "word " * 200}]}
+    assert main(["predict", str(model_dir), str(write_input(tmp_path / "in.jsonl", [json.dumps(row)])), "--format", "table"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 160
+    assert sum("dialogue-with-a-rather-long-identifier" in line for line in lines) == 1
+    assert sum(speaker in line for line in lines) == 1
