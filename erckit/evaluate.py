@@ -10,6 +10,7 @@ crashes on foreign labels.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -68,6 +69,13 @@ def score(predictions: Sequence["DialoguePrediction"], labels: Sequence[str]) ->
     for dialogue in predictions:
         for p in dialogue.utterances:
             total += 1
+            if not all(math.isfinite(v) for v in p.probabilities.values()):
+                # Metrics over argmax(NaN) would look like results; they are not.
+                raise ErckitError(
+                    f"dialogue {p.dialogue_id!r}, utterance {p.position}: the model gave non-finite probabilities "
+                    f"({', '.join(f'{k}={v}' for k, v in p.probabilities.items() if not math.isfinite(v))}); "
+                    "its weights are probably broken (NaN or infinite), nothing was scored"
+                )
             if p.gold is None:
                 unlabelled += 1
             elif p.gold not in index:
@@ -141,6 +149,8 @@ def render(evaluation: Evaluation) -> "RenderableType":
     from rich.console import Group
     from rich.table import Table
 
+    from .terminal import escape, text
+
     report = evaluation.report
     headline = Table(title="evaluation", show_header=True, header_style="bold")
     for name in ("utterances", "weighted F1", "macro F1", "accuracy", "excluded"):
@@ -153,17 +163,17 @@ def render(evaluation: Evaluation) -> "RenderableType":
     for name in ("precision", "recall", "F1", "support"):
         classes.add_column(name, justify="right")
     for c in report.per_class:
-        classes.add_row(c.label, f"{c.precision:.4f}", f"{c.recall:.4f}", f"{c.f1:.4f}", str(c.support))
+        classes.add_row(text(c.label), f"{c.precision:.4f}", f"{c.recall:.4f}", f"{c.f1:.4f}", str(c.support))
 
     confusion = Table(title="confusion matrix (rows: gold, columns: predicted)", show_header=True, header_style="bold")
     confusion.add_column("gold \\ predicted")
     for label in report.labels:
-        confusion.add_column(label, justify="right")
+        confusion.add_column(text(label), justify="right")
     for label, row in zip(report.labels, report.confusion):
-        confusion.add_row(label, *(_cell(value, i == report.labels.index(label)) for i, value in enumerate(row)))
+        confusion.add_row(text(label), *(_cell(value, i == report.labels.index(label)) for i, value in enumerate(row)))
     parts: list[Any] = [headline, classes, confusion]
     if evaluation.unknown_labels:
-        names = ", ".join(f"{label} ({count})" for label, count in evaluation.unknown_labels.items())
+        names = ", ".join(f"{escape(label)} ({count})" for label, count in evaluation.unknown_labels.items())
         parts.append(f"[yellow]excluded, labels unknown to the model:[/] {names}")
     if evaluation.unlabelled:
         parts.append(f"[yellow]excluded, unlabelled:[/] {evaluation.unlabelled}")
@@ -179,7 +189,7 @@ def _cell(value: int, diagonal: bool) -> str:
 def write_json(evaluation: Evaluation, path: str | Path) -> Path:
     """The results as JSON (metrics, per class, confusion matrix, exclusions), written atomically."""
     path = Path(path)
-    _atomic_write(path, (json.dumps(evaluation.to_dict(), indent=2) + "\n").encode("utf-8"))
+    _atomic_write(path, (json.dumps(evaluation.to_dict(), indent=2, allow_nan=False) + "\n").encode("utf-8"))
     return path
 
 
@@ -193,7 +203,7 @@ def plot_confusion(evaluation: Evaluation, path: str | Path) -> Path:
         matplotlib.use("Agg")  # no display needed; must precede pyplot
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ErckitError("--plot needs matplotlib, which is not installed (pip install matplotlib)") from None
+        raise ErckitError('--plot needs matplotlib, which is not installed: pip install "erckit[plot]"') from None
     report = evaluation.report
     labels, matrix = report.labels, report.confusion
     normalised = [[v / max(1, sum(row)) for v in row] for row in matrix]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -83,9 +84,11 @@ def test_plot_and_json(model, tmp_path: Path) -> None:
 def test_plot_without_matplotlib(model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = evaluate(model, dialogues())
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    with pytest.raises(ErckitError, match="needs matplotlib"):
+    with pytest.raises(ErckitError, match="needs matplotlib") as error:
         plot_confusion(result, tmp_path / "cm.png")
     assert not (tmp_path / "cm.png").exists()
+    # The hint names the extra that the README's quick-start install line installs.
+    assert str(error.value).endswith('pip install "erckit[plot]"')
 
 
 def test_cli_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -109,3 +112,41 @@ def test_cli_evaluate_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     assert "does not exist" in capsys.readouterr().err
     assert main(["evaluate", str(model_dir), str(tmp_path), "--split", "dev"]) == 1
     assert "no split 'dev'" in capsys.readouterr().err
+
+
+def test_nan_probabilities_are_refused_not_scored(model, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from erckit.predict import Predictor
+
+    run = Predictor.run
+
+    def broken(self, samples):  # the model's output turns NaN, as broken weights would make it
+        probabilities, present = run(self, samples)
+        probabilities[2] = float("nan")
+        return probabilities, present
+
+    monkeypatch.setattr(Predictor, "run", broken)
+    with pytest.raises(ErckitError, match="dialogue 'd1', utterance 2: the model gave non-finite probabilities"):
+        evaluate(model, dialogues())
+    model_dir = save_model(tmp_path / "m")
+    data = write_jsonl(tmp_path / "test.jsonl")
+    code = main(["evaluate", str(model_dir), str(data), "--json", str(tmp_path / "r.json")])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == "" and "non-finite probabilities" in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_labels_from_data_cannot_drive_the_terminal(model, capsys: pytest.CaptureFixture) -> None:
+    """A gold label (or a model's label) with escape sequences or markup is shown cleaned and literally."""
+    from rich.console import Console
+
+    from erckit.evaluate import render
+
+    with pytest.warns(UserWarning, match="labels the model does not know"):
+        result = evaluate(model, dialogues([("C", "meh", "\x1b]0;pwned\x07[red]x[/]\x1b[2J")]))
+    screen = Console(force_terminal=True, color_system="truecolor", width=200, record=True, highlight=False,
+                     file=open(os.devnull, "w"))
+    screen.print(render(result))
+    shown = screen.export_text(styles=True)
+    assert "\x1b]" not in shown and "\x07" not in shown and "\x1b[2J" not in shown and "pwned" not in shown
+    assert "[red]x[/] (1)" in shown

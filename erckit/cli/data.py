@@ -57,7 +57,7 @@ def run_demo(args: argparse.Namespace) -> int:
     summary = write_demo(args.out_dir, seed=args.seed, dialogues=dict(zip(("train", "dev", "test"), args.dialogues)))
     splits = ", ".join(f"{s} {summary.dialogues[s]} dialogues / {summary.utterances[s]} utterances" for s in summary.dialogues)
     labels = ", ".join(f"{label} {count}" for label, count in summary.labels.items())
-    ui.console.print(f"[green]wrote[/] demo data set (seed {args.seed}) to {summary.root} in {summary.seconds:.1f} s")
+    ui.console.print(f"[green]wrote[/] demo data set (seed {args.seed}) to {ui.escape(summary.root)} in {summary.seconds:.1f} s")
     ui.console.print(f"  {splits}")
     ui.console.print(f"  labels: {labels}; ambiguous text: {summary.ambiguous}; "
                      f"without audio: {summary.without_audio}; without video: {summary.without_video}")
@@ -73,7 +73,7 @@ def run_stats(args: argparse.Namespace) -> int:
             raise DataError(f"no split {args.split!r} in {args.source}; available: {', '.join(splits)}")
         splits = {args.split: splits[args.split]}
     stats = [compute_stats(name, load(), probe=not args.no_probe) for name, load in splits.items()]
-    ui.out.print(render_stats(stats, labels))
+    ui.print_whole(render_stats(stats, labels))
     for problem in problems:
         ui.warning(problem)
     return 0
@@ -98,7 +98,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     samples = [s for name in names for s in make_samples(corpus.split(name), corpus.labels)]
     cache = DiskCache(config.get("cache_dir") or ".erckit-cache")
     resolver = MediaResolver(cache, config.get("media_policy") or "error", workers=args.workers)
-    ui.console.print(f"preparing media of {len(samples)} utterances ({', '.join(names)}) into {cache.root}")
+    ui.console.print(f"preparing media of {len(samples)} utterances ({ui.escape(', '.join(names))}) into {ui.escape(cache.root)}")
     report = resolver.prepare(samples, specs, progress=True, console=ui.console)
     ui.out.print(report.render())
     for problem in corpus.problems:

@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="model directory (or a run directory holding model/)")
     parser.add_argument("data", metavar="DATA", help="dialogue JSONL file, data set directory or recipe .toml")
     parser.add_argument("--split", default="test", help="split of a data set directory or recipe (default test)")
-    parser.add_argument("--plot", metavar="PNG", help="write the confusion matrix as a PNG image (needs matplotlib)")
+    parser.add_argument("--plot", metavar="PNG", help='write the confusion matrix as a PNG image (needs matplotlib: pip install "erckit[plot]")')
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
     parser.add_argument("--batch-size", type=int, default=32, help="utterances per batch (default 32)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="compute precision (default fp32)")
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     dialogues = load_dialogues(args.data, args.split)
     model = ERCModel.from_pretrained(args.model_dir)
     evaluation = evaluate(model, dialogues, batch_size=args.batch_size, precision=args.precision, device=args.device)
-    ui.out.print(render(evaluation))
+    ui.print_whole(render(evaluation))
     if args.json is not None:
         ui.console.print(f"[green]wrote[/] {write_json(evaluation, args.json)}")
     if args.plot is not None:

@@ -102,6 +102,7 @@ def _prefer_passive_threads() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     _prefer_passive_threads()
+    ui.show_library_messages()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         # Plugin commands need plugins loaded; plain --help and recipe checks

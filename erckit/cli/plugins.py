@@ -24,10 +24,10 @@ def run(args: argparse.Namespace) -> int:
         load_plugins()
     table = Table(title="erckit plugins", title_justify="left")
     for column in ("plugin", "package", "version", "source"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True, overflow="fold")
     for info in loaded_plugins():
-        table.add_row(info.name, info.package, info.version, info.source)
-    ui.out.print(table)
+        table.add_row(*(ui.text(cell) for cell in (info.name, info.package, info.version, info.source)))
+    ui.print_whole(table)
     for failure in failed_plugins():
         ui.warning(failure)
     from ..registry import REGISTRIES

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("jsonl", "csv", "table")
 PROBABILITY_DIGITS = 6
+TABLE_FILE_WIDTH = 160  # a --format table written to a file or a pipe
 # Colours for the labels of MELD, IEMOCAP and EmoryNLP; other labels cycle through FALLBACK_COLOURS.
 EMOTION_COLOURS = {
     "neutral": "white", "joy": "bright_yellow", "happy": "bright_yellow", "happiness": "bright_yellow",
@@ -62,12 +64,20 @@ def run(args: argparse.Namespace) -> int:
     if args.dialogues == "-":
         return _run_stream(args, output)
     data = read_dialogue_file(Path(args.dialogues), skip_errors=args.skip_errors)
-    for problem in data.problems[:20]:
+    missing_media = MissingMedia()
+    for (_, dialogue), line in zip(data.records, data.lines):
+        for index, utterance in enumerate(dialogue.utterances):
+            missing_media.check(utterance, f"{data.path}:{line}: utterance {index}")
+    for problem in [p for p in data.problems if p not in missing_media.reported][:20]:
         ui.warning(problem)
+    missing_media.finish()
     model = _load_model(args)
     predictions = model.predict(
         [d for _, d in data.records], batch_size=args.batch_size, precision=args.precision, device=args.device
     )
+    for dialogue in predictions:  # before any output: a NaN must not reach a file half-written
+        for utterance in dialogue.utterances:
+            check_finite(utterance)
     if args.format == "table":
         _write(output, lambda handle: write_table(handle, predictions, model.labels, to_terminal=output is None))
     elif args.format == "csv":
@@ -89,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
 class DialogueFile:
     """A dialogue JSONL file: (raw record, parsed dialogue) per good line, plus what went wrong."""
 
+    path: Path
     records: list[tuple[dict[str, Any], "Dialogue"]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # the line number of each record
     skipped: list[str] = field(default_factory=list)  # "file:line: reason" of each skipped line
     problems: list[str] = field(default_factory=list)  # tolerated issues (missing media files)
 
@@ -105,7 +117,7 @@ def read_dialogue_file(path: Path, *, skip_errors: bool = False) -> DialogueFile
     path = path.expanduser().absolute()
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    result = DialogueFile()
+    result = DialogueFile(path)
     first_line: dict[str, int] = {}
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -123,7 +135,43 @@ def read_dialogue_file(path: Path, *, skip_errors: bool = False) -> DialogueFile
                 continue
             first_line[dialogue.id] = number
             result.records.append((record, dialogue))
+            result.lines.append(number)
     return result
+
+
+class MissingMedia:
+    """Warns about media files that do not exist: once per file, the same way for a file and for stdin.
+
+    ``reported`` holds the reader's message for every utterance covered, so
+    those are not repeated. After ``LIMIT`` files the rest are only counted.
+    """
+
+    LIMIT = 20
+
+    def __init__(self) -> None:
+        self.seen: set[Path] = set()
+        self.reported: set[str] = set()
+        self.hidden = 0
+
+    def check(self, utterance: Any, where: str) -> None:
+        for kind in ("audio", "video"):
+            path = getattr(utterance, kind)
+            if path is None or (path not in self.seen and path.is_file()):
+                continue
+            message = f"{where}: {kind} file {path} does not exist"
+            self.reported.add(message)
+            if path in self.seen:
+                continue
+            self.seen.add(path)
+            if len(self.seen) <= self.LIMIT:
+                ui.warning(message)
+            else:
+                self.hidden += 1
+
+    def finish(self) -> None:
+        if self.hidden:
+            ui.warning(f"... and {self.hidden} more missing media file(s)")
+            self.hidden = 0
 
 
 # ------------------------------------------------------------------ output
@@ -154,6 +202,17 @@ def _write(output: Path | None, write: Callable[[IO[str]], None]) -> None:
     ui.console.print(f"[green]wrote[/] {output}")
 
 
+def check_finite(prediction: "UtterancePrediction") -> None:
+    """Refuse NaN/infinite probabilities (broken weights): no output may carry them, in any format."""
+    bad = {label: p for label, p in prediction.probabilities.items() if not math.isfinite(p)}
+    if bad:
+        shown = ", ".join(f"{label}={p}" for label, p in bad.items())
+        raise ErckitError(
+            f"dialogue {prediction.dialogue_id!r}, utterance {prediction.position}: the model gave non-finite "
+            f"probabilities ({shown}); its weights are probably broken (NaN or infinite), nothing was written"
+        )
+
+
 def prediction_fields(prediction: "UtterancePrediction") -> dict[str, Any]:
     """What predict adds to an input utterance object."""
     return {
@@ -171,7 +230,7 @@ def write_jsonl(handle: IO[str], records: list[tuple[dict[str, Any], "Dialogue"]
         out["utterances"] = [
             {**turn, **prediction_fields(p)} for turn, p in zip(record["utterances"], result.utterances)
         ]
-        handle.write(json.dumps(out, ensure_ascii=False) + "\n")
+        handle.write(json.dumps(out, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def csv_header(labels: list[str]) -> list[str]:
@@ -204,29 +263,32 @@ def write_table(handle: IO[str], predictions: list["DialoguePrediction"], labels
     """A rich table, one row per utterance, the prediction coloured by emotion."""
     from rich.console import Console
     from rich.table import Table
-    from rich.text import Text
 
     has_gold = any(p.gold is not None for d in predictions for p in d.utterances)
     has_missing = any(p.missing for d in predictions for p in d.utterances)
     table = Table(show_header=True, header_style="bold", show_lines=False)
     for name, justify in (("dialogue", "left"), ("#", "right"), ("speaker", "left"), ("text", "left"),
                           ("prediction", "left"), ("p", "right")):
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        # Only the utterance text may wrap; names and labels stay whole (folded only on a too-narrow terminal).
+        table.add_column(name, justify=justify, overflow="fold", no_wrap=name != "text")  # type: ignore[arg-type]
     if has_gold:
-        table.add_column("gold")
+        table.add_column("gold", no_wrap=True, overflow="fold")
     if has_missing:
-        table.add_column("missing")
+        table.add_column("missing", no_wrap=True, overflow="fold")
     for dialogue in predictions:
         for p in dialogue.utterances:
-            row: list[Any] = [dialogue.id, str(p.position), p.speaker, Text(p.text),
-                              Text(p.label, style=f"bold {emotion_style(p.label, labels)}"), f"{p.confidence:.2f}"]
+            # Every cell is data (input or model directory): cleaned of control sequences, markup literal.
+            row: list[Any] = [ui.text(dialogue.id), str(p.position), ui.text(p.speaker), ui.text(p.text),
+                              ui.text(p.label, style=f"bold {emotion_style(p.label, labels)}"), f"{p.confidence:.2f}"]
             if has_gold:
-                row.append(Text(p.gold or "", style="green" if p.gold == p.label else "dim"))
+                row.append(ui.text(p.gold or "", style="green" if p.gold == p.label else "dim"))
             if has_missing:
-                row.append(", ".join(p.missing))
+                row.append(ui.text(", ".join(p.missing)))
             table.add_row(*row)
-    console = ui.out if to_terminal else Console(file=handle, width=160, no_color=True, highlight=False)
-    console.print(table)
+    if to_terminal and ui.out.is_terminal:
+        ui.out.print(table)
+    else:  # a pipe or a file: plain text at a width where the utterance text has room
+        Console(file=handle, width=TABLE_FILE_WIDTH, no_color=True, highlight=False).print(table)
 
 
 def _report_missing(predictions: list["DialoguePrediction"]) -> None:
@@ -254,8 +316,9 @@ def _run_stream(args: argparse.Namespace, output: Path | None) -> int:
         ui.warning(f"skipped {error}")
 
     lines: Iterator[str] = iter(sys.stdin.readline, "")  # readline, not iteration: no read-ahead on a live pipe
+    missing_media = MissingMedia()
     stream = predict_stream(
-        model, lines, on_error=on_error if args.skip_errors else None,
+        model, _checking_media(lines, missing_media), on_error=on_error if args.skip_errors else None,
         batch_size=args.batch_size, precision=args.precision, device=args.device,
     )
     handle = sys.stdout if output is None else output.open("w", encoding="utf-8", newline="")
@@ -264,9 +327,25 @@ def _run_stream(args: argparse.Namespace, output: Path | None) -> int:
     finally:
         if handle is not sys.stdout:
             handle.close()
+    missing_media.finish()
     if skipped:
         ui.warning(f"{len(skipped)} input line(s) skipped (--skip-errors)")
     return 0
+
+
+def _checking_media(lines: Iterator[str], missing_media: MissingMedia) -> Iterator[str]:
+    """Pass stdin lines on, warning first about media files they name that do not exist (as file mode does)."""
+    from ..predict import parse_stream_line
+
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                _, utterance = parse_stream_line(line, f"<stdin>:{number}", Path("."))
+            except DataError:
+                pass  # predict_stream reports the broken line itself
+            else:
+                missing_media.check(utterance, f"<stdin>:{number}")
+        yield line
 
 
 def _stream_out(handle: IO[str], stream: Iterator["UtterancePrediction"], labels: list[str], format: str) -> None:
@@ -275,19 +354,18 @@ def _stream_out(handle: IO[str], stream: Iterator["UtterancePrediction"], labels
         writer.writerow(csv_header(labels))
         handle.flush()
     for p in stream:
+        check_finite(p)
         if writer is not None:
             writer.writerow(csv_row(p, labels))
         elif format == "table":  # a live conversation has no end to size a table by: one coloured line each
-            from rich.markup import escape
-
-            line = (f"{escape(p.dialogue_id)} #{p.position} {escape(p.speaker)}: "
-                    f"[bold {emotion_style(p.label, labels)}]{p.label}[/] ({p.confidence:.2f})")
+            line = (f"{ui.escape(p.dialogue_id)} #{p.position} {ui.escape(p.speaker)}: "
+                    f"[bold {emotion_style(p.label, labels)}]{ui.escape(p.label)}[/] ({p.confidence:.2f})")
             ui.out.print(line) if handle is sys.stdout else handle.write(_plain(line) + "\n")
         else:
             record = {"dialogue": p.dialogue_id, "position": p.position, "speaker": p.speaker, "text": p.text}
             if p.gold is not None:
                 record["label"] = p.gold
-            handle.write(json.dumps({**record, **prediction_fields(p)}, ensure_ascii=False) + "\n")
+            handle.write(json.dumps({**record, **prediction_fields(p)}, ensure_ascii=False, allow_nan=False) + "\n")
         handle.flush()
 
 

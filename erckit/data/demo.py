@@ -20,6 +20,7 @@ Emotions persist a little within a speaker, so context helps.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import wave
 from dataclasses import asdict, dataclass, field
@@ -31,6 +32,8 @@ DEMO_VERSION = 1
 SAMPLE_RATE = 16_000
 FPS = 10
 SIZE = 64
+
+log = logging.getLogger(__name__)
 
 _LABEL_WEIGHTS = (0.40, 0.25, 0.15, 0.20)
 _WORDS = {
@@ -150,12 +153,17 @@ def ensure_demo(root: str | Path, seed: int = 0, **settings: Any) -> Path:
     from ..errors import WriteError
     from ..fileio import atomic_directory
 
+    log.info("generating the demo data set in %s (first use) ...", root)
     try:
         with atomic_directory(root) as staging:
-            write_demo(staging, seed, **settings)
+            summary = write_demo(staging, seed, **settings)
     except WriteError:
         if not (root / "demo.json").is_file():  # someone else won the race only if it is there
             raise
+    else:
+        size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+        log.info("demo data set written to %s: %d utterances, %.0f MB, %.1f s", root,
+                 sum(summary.utterances.values()), size / 1e6, summary.seconds)
     return root
 
 

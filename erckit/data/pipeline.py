@@ -79,7 +79,7 @@ class MediaReport:
         """A rich table of counts plus the first ``limit`` failures, each named."""
         from rich.console import Group
         from rich.table import Table
-        from rich.text import Text
+        from ..terminal import text
 
         table = Table(title="media", show_header=True, header_style="bold")
         for name in ("decoded", "cached", "failed", "skipped", "zeroed"):
@@ -88,9 +88,9 @@ class MediaReport:
         parts: list[Any] = [table]
         items = sorted(self.reasons.items())
         for where, reason in items[:limit]:
-            parts.append(Text(f"  {where}: {reason}", style="yellow"))
+            parts.append(text(f"  {where}: {reason}", style="yellow"))
         if len(items) > limit:
-            parts.append(Text(f"  ... and {len(items) - limit} more", style="yellow"))
+            parts.append(text(f"  ... and {len(items) - limit} more", style="yellow"))
         return Group(*parts)
 
 
@@ -189,7 +189,9 @@ class MediaResolver(PicklesWithoutLock):
         With policy ``error``, raises after the pass if anything is absent or
         broken, listing every case (not just the first).
         """
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+        from ..terminal import progress_bar
 
         samples = list(samples)
         report = MediaReport()
@@ -213,9 +215,9 @@ class MediaResolver(PicklesWithoutLock):
                 for job, result in zip(group, self.load_all(group))
             ]
 
-        columns = (TextColumn("[bold]decoding media"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=console or _stderr(), disable=not progress, transient=False) as bar:
-            task = bar.add_task("media", total=len(jobs))
+        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with progress_bar(*columns, console=console or _stderr(), transient=False, enabled=progress) as bar:
+            task = bar.add_task("decoding media", total=len(jobs))
             with ThreadPoolExecutor(self.workers) as pool:
                 for outcomes in pool.map(run, by_file.values()):
                     for job, hit, reason in outcomes:

@@ -87,15 +87,15 @@ def render_stats(stats: Sequence[SplitStats], labels: Sequence[str]) -> "Rendera
     """One rich table: a column per split, rows for sizes, labels, speakers, media."""
     from rich.console import Group
     from rich.table import Table
-    from rich.text import Text
+    from ..terminal import text
 
     table = Table(title="dataset statistics", header_style="bold")
-    table.add_column("")
+    table.add_column("", no_wrap=True, overflow="fold")
     for s in stats:
-        table.add_column(s.name, justify="right")
+        table.add_column(text(s.name), justify="right")
 
-    def row(title: str, values: list[str]) -> None:
-        table.add_row(title, *values)
+    def row(title: str, values: list[str]) -> None:  # titles hold labels from the data: shown literally
+        table.add_row(text(title), *values)
 
     row("dialogues", [str(s.dialogues) for s in stats])
     row("utterances", [str(s.utterances) for s in stats])
@@ -118,9 +118,9 @@ def render_stats(stats: Sequence[SplitStats], labels: Sequence[str]) -> "Rendera
     for s in stats:
         for kind, files in (("missing", s.missing_files), ("unreadable", s.unreadable_files)):
             for path in files[:5]:
-                parts.append(Text(f"{s.name}: {kind}: {path}", style="yellow"))
+                parts.append(text(f"{s.name}: {kind}: {path}", style="yellow"))
             if len(files) > 5:
-                parts.append(Text(f"{s.name}: ... and {len(files) - 5} more {kind} files", style="yellow"))
+                parts.append(text(f"{s.name}: ... and {len(files) - 5} more {kind} files", style="yellow"))
     return Group(*parts)
 
 

@@ -26,6 +26,7 @@ from ..fileio import atomic_write_text, remove_stale_staging
 from ..metrics import classification_report
 from ..model import ERCModel
 from ..plugins import get_plugin_manager
+from ..terminal import progress_bar
 from ..recipe import DistillStage, FuseStage, Recipe, SupervisedStage, recipe_to_toml
 from . import checkpoint as ckpt
 from .batching import Batch, BucketBatchSampler, SampleDataset, make_loader
@@ -93,6 +94,7 @@ def train(recipe: Recipe, recipe_name: str = "recipe", options: TrainOptions | N
             has_checkpoint=lambda d: ckpt.find_checkpoint(d) is not None,
             say=ui.console.print,
         )
+        _print_start(recipe, recipe_name, runtime, run_dir)
     try:
         runtime.barrier()
         # --resume on a run that never reached a checkpoint starts it over (claim_run_dir says so)
@@ -102,6 +104,21 @@ def train(recipe: Recipe, recipe_name: str = "recipe", options: TrainOptions | N
     finally:
         if lock is not None:
             lock.release()
+
+
+def _print_start(recipe: Recipe, recipe_name: str, runtime: Runtime, run_dir: Path) -> None:
+    """Say where this run computes and what it writes where, before anything is written."""
+    processes = f", {runtime.world_size} processes" if runtime.distributed else ""
+    ui.console.print(
+        f"training {ui.escape(recipe_name)} on {runtime.device} ({runtime.precision}, "
+        f"{torch.get_num_threads()} threads{processes}) into {ui.escape(run_dir.absolute())}"
+    )
+    data = recipe.data
+    root = data.args.get("root")
+    where = f" from {ui.escape(Path(str(root)).expanduser().absolute())}" if root is not None else ""
+    ui.console.print(
+        f"data {ui.escape(data.dataset)}{where}; cache {ui.escape(Path(data.cache_dir).expanduser().absolute())}"
+    )
 
 
 class Trainer:
@@ -253,11 +270,15 @@ class Trainer:
         return LoaderSource(samples, sampler, make_loader(dataset, sampler, self.recipe.data.num_workers))
 
     def frozen_outputs(self, name: str, samples: list[Sample], split: str, batch_size: int) -> Outputs:
-        return compute_outputs(
-            self.model.encoders[name], samples, self.runtime, batch_size=batch_size, resolver=self.resolver,
-            cache=self.cache, data_digest=samples_digest(samples), num_workers=self.recipe.data.num_workers,
-            description=f"{name} outputs ({split})",
-        )
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with progress_bar(*columns, console=ui.console, transient=True, enabled=self.show) as progress:
+            return compute_outputs(
+                self.model.encoders[name], samples, self.runtime, batch_size=batch_size, resolver=self.resolver,
+                cache=self.cache, data_digest=samples_digest(samples), num_workers=self.recipe.data.num_workers,
+                description=f"{name} outputs ({split})", progress=progress,
+            )
 
     def class_weights(self) -> Tensor:
         counts = torch.bincount(torch.tensor([s.label for s in self.splits.train]), minlength=len(self.labels)).float()
@@ -346,20 +367,20 @@ class Trainer:
         return state
 
     def train_epoch(self, stage, name, epoch, wrapped, objective, source, optimizer, scheduler, scaler, state) -> tuple[float, int]:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         source.set_epoch(epoch)
         objective.train()
         total, count, seen = 0.0, 0, 0
         started = time.perf_counter()
         columns = (
-            TextColumn(f"[bold]{name}[/] epoch {epoch + 1}/{stage.epochs}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.1f} samples/s"),
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[samples_per_s]:.1f} samples/s"),
             TimeElapsedColumn(), TimeRemainingColumn(),
         )
         batches = len(source)
-        with Progress(*columns, console=ui.console, disable=not self.show, transient=True) as progress:
-            task = progress.add_task("train", total=batches, loss=float("nan"), rate=0.0)
+        with progress_bar(*columns, console=ui.console, transient=True, enabled=self.show) as progress:
+            task = progress.add_task(f"{name} epoch {epoch + 1}/{stage.epochs}", total=batches, loss=float("nan"), samples_per_s=0.0)
             optimizer.zero_grad(set_to_none=True)
             for i, batch in enumerate(source):
                 batch = batch.to(self.runtime.device)
@@ -393,7 +414,7 @@ class Trainer:
                 total += loss.item() * size
                 count += size
                 seen += size * self.runtime.world_size
-                progress.update(task, advance=1, loss=total / count, rate=seen / max(time.perf_counter() - started, 1e-9))
+                progress.update(task, advance=1, loss=total / count, samples_per_s=seen / max(time.perf_counter() - started, 1e-9))
         mean = self._reduce_mean(total, count)
         return mean, seen
 

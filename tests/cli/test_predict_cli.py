@@ -141,3 +141,130 @@ def test_streaming_over_a_pipe_is_live(model_dir: Path) -> None:
     assert all(a["prediction"] in LABELS for a in answers)
     assert (last["dialogue"], last["position"]) == ("live", 2)
     assert "<stdin>:4: invalid JSON" in process.stderr.read()
+
+
+# ------------------------------------------------------- hostile text, NaN, missing media
+
+HOSTILE = "\x1b]0;pwned\x07 hello \x1b[2J [red]x[/]"  # retitles the window, clears the screen, rich markup
+
+
+def hostile_input(tmp_path: Path) -> Path:
+    row = {"id": "d\x1b[2J[bold]1[/]", "utterances": [{"speaker": "Ross\x1b]0;pwned\x07", "text": HOSTILE, "label": "[red]x[/]"}]}
+    return write_input(tmp_path / "hostile.jsonl", [json.dumps(row)])
+
+
+def assert_no_control_sequences(text: str) -> None:
+    assert "\x1b]" not in text and "\x07" not in text and "\x1b[2J" not in text and "pwned" not in text
+
+
+@pytest.mark.parametrize("to_file", [False, True])
+def test_table_output_strips_control_sequences_and_shows_markup_literally(model_dir: Path, tmp_path: Path, capsys, to_file: bool) -> None:
+    source = hostile_input(tmp_path)
+    args = ["predict", str(model_dir), str(source), "--format", "table"]
+    if to_file:
+        args += ["-o", str(tmp_path / "out.txt")]
+    assert main(args) == 0
+    shown = (tmp_path / "out.txt").read_text() if to_file else capsys.readouterr().out
+    assert_no_control_sequences(shown)
+    assert "[red]x[/]" in shown and "hello" in shown  # the user's text, as typed
+    assert "[bold]1[/]" in shown  # the dialogue id's markup is not interpreted either
+
+
+def test_table_on_a_terminal_strips_control_sequences(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from erckit.cli import console as ui
+
+    screen = io.StringIO()
+    monkeypatch.setattr(ui, "out", Console(file=screen, force_terminal=True, color_system="truecolor", width=200))
+    assert main(["predict", str(model_dir), str(hostile_input(tmp_path)), "--format", "table"]) == 0
+    shown = screen.getvalue()
+    assert "\x1b[" in shown  # it is a terminal: rich's own colours are there
+    assert_no_control_sequences(shown)
+    assert "[red]x[/]" in shown
+
+
+def test_live_table_strips_control_sequences(model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    line = json.dumps({"dialogue": "live\x1b[2J", "speaker": "Ross\x1b]0;pwned\x07[red]x[/]", "text": HOSTILE})
+    monkeypatch.setattr(sys, "stdin", io.StringIO(line + "\n"))
+    assert main(["predict", str(model_dir), "-", "--format", "table"]) == 0
+    shown = capsys.readouterr().out
+    assert_no_control_sequences(shown)
+    assert "Ross[red]x[/]" in shown
+
+
+def nan_probabilities(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model's output turns NaN (as broken weights would make it), below any check of the model itself."""
+    from erckit.predict import Predictor
+
+    run = Predictor.run
+
+    def broken(self, samples):
+        probabilities, present = run(self, samples)
+        probabilities[-1] = float("nan")
+        return probabilities, present
+
+    monkeypatch.setattr(Predictor, "run", broken)
+
+
+@pytest.mark.parametrize("format", ["jsonl", "csv", "table"])
+def test_nan_probabilities_are_refused_before_any_output(model_dir: Path, good_input: Path, tmp_path: Path, capsys,
+                                                         monkeypatch: pytest.MonkeyPatch, format: str) -> None:
+    nan_probabilities(monkeypatch)
+    assert main(["predict", str(model_dir), str(good_input), "--format", format]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # not even the dialogues before the broken one
+    assert captured.err.count("\n") == 1 and "non-finite probabilities" in captured.err
+    assert "dialogue 'in-2', utterance 0" in captured.err  # names the utterance
+    assert main(["predict", str(model_dir), str(good_input), "-o", str(tmp_path / "out.jsonl")]) == 1
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_nan_probabilities_stop_the_live_stream(model_dir: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    nan_probabilities(monkeypatch)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps({"dialogue": "live", "speaker": "A", "text": "hi"}) + "\n"))
+    assert main(["predict", str(model_dir), "-"]) == 1
+    captured = capsys.readouterr()
+    assert "NaN" not in captured.out and captured.out == ""
+    assert "dialogue 'live', utterance 0" in captured.err and "non-finite" in captured.err
+
+
+def test_jsonl_writer_never_writes_nan() -> None:
+    from erckit.cli.predict import write_jsonl
+    from erckit.data.types import Dialogue, Utterance
+    from erckit.predict import DialoguePrediction, UtterancePrediction
+
+    turn = {"speaker": "A", "text": "hi"}
+    prediction = UtterancePrediction("d", 0, "A", "hi", "joy", {"joy": float("nan")}, ["text"])
+    with pytest.raises(ValueError):
+        write_jsonl(io.StringIO(), [({"utterances": [turn]}, Dialogue("d", (Utterance("A", "hi"),)))],
+                    [DialoguePrediction("d", [prediction])])
+
+
+def test_missing_media_warns_once_per_file_in_file_and_stdin_mode(model_dir: Path, tmp_path: Path, capsys,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # stdin media paths are relative to the current directory, file ones to the file
+    turns = [{"speaker": "A", "text": "hi", "audio": "gone.wav"}, {"speaker": "B", "text": "yo", "audio": "gone.wav"},
+             {"speaker": "A", "text": "ok", "video": "gone.mp4"}]
+    source = write_input(tmp_path / "in.jsonl", [json.dumps({"id": "d", "utterances": turns})])
+    assert main(["predict", str(model_dir), str(source)]) == 0
+    file_mode = capsys.readouterr().err
+    live = "".join(json.dumps({"dialogue": "d", **turn}) + "\n" for turn in turns)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(live))
+    assert main(["predict", str(model_dir), "-"]) == 0
+    stdin_mode = capsys.readouterr().err
+    for err, first_audio, first_video in ((file_mode, f"{source}:1: utterance 0", f"{source}:1: utterance 2"),
+                                          (stdin_mode, "<stdin>:1", "<stdin>:3")):
+        assert err.count(f"audio file {tmp_path / 'gone.wav'} does not exist") == 1, err
+        assert err.count(f"video file {tmp_path / 'gone.mp4'} does not exist") == 1, err
+        assert f"{first_audio}: audio file" in err and f"{first_video}: video file" in err
+
+
+def test_piped_table_wraps_only_the_text(model_dir: Path, tmp_path: Path, capsys) -> None:
+    speaker = "Dr. Bartholomew Longname-Smythe"
+    row = {"id": "dialogue-with-a-rather-long-identifier", "utterances": [{"speaker": speaker, "text": "word " * 200}]}
+    assert main(["predict", str(model_dir), str(write_input(tmp_path / "in.jsonl", [json.dumps(row)])), "--format", "table"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 160
+    assert sum("dialogue-with-a-rather-long-identifier" in line for line in lines) == 1
+    assert sum(speaker in line for line in lines) == 1
