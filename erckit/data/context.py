@@ -70,23 +70,21 @@ def context_tail(
 ) -> list[int]:
     """The last ``budget`` ids of the pieces joined oldest first (all of them if ``budget`` is None).
 
-    ``pieces_newest_first`` yields the ids of the target's piece first, then
-    the previous utterances' (typically a generator over ``reversed(sample.context)``):
-    it is read only until the budget is full. A context that had to be cut is
+    ``pieces_newest_first`` yields one piece per utterance of ``sample.context``,
+    the target's first, then the previous utterances' (typically a generator
+    over ``reversed(sample.context)``): it is read only until the budget is full. A context that had to be cut is
     recorded in the run's tally as ``reporter``'s, quoting ``limit`` (the
     user-facing token limit; default ``budget``).
     """
     chosen: list[Sequence[int]] = []
     total = 0
-    more = False
     for piece in pieces_newest_first:
-        if budget is not None and total >= budget:
-            more = True
-            break
         chosen.append(piece)
         total += len(piece)
+        if budget is not None and total >= budget:
+            break
     ids = [token for piece in reversed(chosen) for token in piece]
-    truncated = more or (budget is not None and total > budget)
+    truncated = budget is not None and (total > budget or len(chosen) < len(sample.context))
     if truncated:
         ids = ids[len(ids) - budget :] if budget else []
     tally = _tally.get()

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from .. import registry
 from ..cli import console as ui
+from ..data.context import count_truncations
 from ..data.types import Sample, make_samples
 from ..errors import ErckitError, TrainingError
 from ..metrics import classification_report
@@ -88,7 +89,12 @@ def train(recipe: Recipe, recipe_name: str = "recipe", options: TrainOptions | N
         _prepare_run_dir(run_dir, resuming, options.overwrite)
     runtime.barrier()
     seed_everything(recipe.seed)
-    return Trainer(recipe, runtime, run_dir, options, resuming).run()
+    with count_truncations() as truncations:
+        result = Trainer(recipe, runtime, run_dir, options, resuming).run()
+    if runtime.is_main:
+        for message in truncations.messages():  # once per run, not per sample or stage
+            ui.warning(message)
+    return result
 
 
 def _prepare_run_dir(run_dir: Path, resuming: bool, overwrite: bool) -> None:
