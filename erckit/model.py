@@ -162,6 +162,12 @@ class ERCModel(nn.Module):
         for key in ("labels", "recipe", "anchor"):
             if key not in config:
                 raise ModelLoadError(f"{config_path}: missing {key!r}; is this an erckit model directory?")
+        labels = config["labels"]
+        if not isinstance(labels, list) or not labels or not all(isinstance(label, str) for label in labels):
+            raise ModelLoadError(f"{config_path}: 'labels' must be a non-empty list of label strings")
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ModelLoadError(f"{config_path}: 'labels' has duplicate label(s) {', '.join(map(repr, duplicates))}")
         try:
             recipe = Recipe.model_validate(config["recipe"])
         except ValidationError as error:

@@ -17,6 +17,7 @@ in the input are kept as strings and never need to be in the model's label set.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -303,8 +304,10 @@ def parse_stream_line(line: str, where: str, media_root: Path) -> tuple[str, Utt
     span: dict[str, float | None] = {}
     for key in ("start", "end"):
         value = record.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-            raise DataError(f"{where}: '{key}' must be a non-negative number of seconds")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0
+        ):
+            raise DataError(f"{where}: '{key}' must be a finite, non-negative number of seconds, got {value!r}")
         span[key] = None if value is None else float(value)
     utterance = Utterance(
         speaker=record["speaker"], text=record["text"], label=label, audio=media["audio"], video=media["video"],

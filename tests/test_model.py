@@ -84,3 +84,18 @@ def test_weights_of_another_recipe_are_refused(tmp_path: Path) -> None:
     (tmp_path / "big" / "model.safetensors").write_bytes((tmp_path / "small" / "model.safetensors").read_bytes())
     with pytest.raises(ModelLoadError, match="does not match.*missing"):
         ERCModel.from_pretrained(tmp_path / "big")
+
+
+@pytest.mark.parametrize("labels, expected", [
+    (["neutral", "joy", "neutral"], r"config.json: 'labels' has duplicate label\(s\) 'neutral'"),
+    ([], r"config.json: 'labels' must be a non-empty list"),
+    ("joy", r"config.json: 'labels' must be a non-empty list"),
+])
+def test_bad_labels_in_a_model_config_are_refused(tmp_path: Path, labels, expected) -> None:
+    ERCModel.from_recipe(_recipe(), LABELS).save_pretrained(tmp_path / "m")
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["labels"] = labels
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=expected):
+        ERCModel.from_pretrained(tmp_path / "m")

@@ -261,3 +261,10 @@ def test_pickled_weights_are_never_executed(tmp_path: Path) -> None:
 def test_run_directory_is_accepted(tmp_path: Path) -> None:
     save_model(tmp_path / "run" / "model")
     assert ERCModel.from_pretrained(tmp_path / "run").labels == LABELS
+
+
+@pytest.mark.parametrize("span", ['"start": NaN', '"end": Infinity', '"start": -1'])
+def test_stream_times_must_be_finite_seconds(model: ERCModel, span: str) -> None:
+    line = '{"dialogue": "d", "speaker": "A", "text": "hi", ' + span + '}'
+    with pytest.raises(DataError, match=r"<stdin>:1: '(start|end)' must be a finite, non-negative number of seconds"):
+        list(predict_stream(model, [line]))

@@ -355,3 +355,9 @@ def test_recipe_validation_does_not_instantiate_components(tmp_path: Path, recip
     recipe = load_recipe(recipe_file, [f"data.root={tmp_path / 'never-created'}"])
     assert recipe.data.args["root"].endswith("never-created")
     assert not (tmp_path / "never-created").exists()
+
+
+def test_duplicate_labels_are_refused(recipe_file: Path):
+    problems = problems_of(recipe_file, ['data.labels=["joy", "sad", "joy"]'])
+    assert len(problems) == 1 and problems[0].startswith("data -> labels:") and "duplicate label(s) 'joy'" in problems[0]
+    assert any("empty" in p for p in problems_of(recipe_file, ["data.labels=[]"]))
