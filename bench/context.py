@@ -108,10 +108,10 @@ def worker(kind: str, turns: int, batch_size: int) -> dict[str, float]:
 
 def measure(tree: Path, kind: str, turns: int, batch_size: int, timeout: float) -> dict[str, float] | None:
     """``worker`` in a fresh interpreter importing erckit from ``tree`` (the bench code from this repository)."""
-    paths = [tree, tree / "plugins" / "telme", tree / "plugins" / "example", REPO]
+    # Run as a script, not as bench.context: another tree has a bench package of its own.
+    paths = [tree, tree / "plugins" / "telme", tree / "plugins" / "example"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, paths)), "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-c", "import sys, json; from bench.context import worker; "
-               f"print(json.dumps(worker({kind!r}, {turns}, {batch_size})))"]
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(turns), str(batch_size)]
     try:
         done = subprocess.run(command, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -130,7 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--old-sizes", type=int, nargs="+", help="sizes for --old-tree (default: --sizes)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before a measurement is abandoned")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per measurement (default 2)")
+    parser.add_argument("--worker", nargs=3, metavar=("MODEL", "UTTERANCES", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:  # one measurement, as a JSON line (see measure)
+        kind, turns, batch = args.worker
+        print(json.dumps(worker(kind, int(turns), int(batch))))
+        return 0
     os.environ["BENCH_THREADS"] = str(args.threads)
 
     from rich.console import Console
@@ -160,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 ratio = times[large] / times[small]
                 target = " (target <= 1.5: " + ("ok)" if ratio <= 1.5 else "MISSED)") if name == "erckit" else ""
                 summary.append(f"{kind} / {name}: time per utterance at {large:,} vs {small:,} utterances: {ratio:.2f}x{target}")
-    console = Console()
+    console = Console(width=110)
     console.print(table)
     for line in summary:
         console.print(line)

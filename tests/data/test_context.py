@@ -279,6 +279,14 @@ def test_predict_warns_once_per_run_with_the_count(bpe_dir):
         "telme.RobertaTeacher: 2 of 3 contexts were longer than its 32-token limit and lost their oldest tokens; "
         "in 1 of them the target utterance itself was cut to the limit (raise max_length to keep more, if the model allows)"
     ]
+    from erckit.evaluate import evaluate
+
+    labelled = [Dialogue(d.id, tuple(Utterance(u.speaker, u.text, "a") for u in d.utterances)) for d in dialogues]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert evaluate(model, labelled).total == 3
+    assert [str(w.message) for w in caught if "contexts were longer" in str(w.message)] == messages
+
     from erckit.predict import predict_stream
 
     lines = [json.dumps({"dialogue": "d", "speaker": u.speaker, "text": u.text}) for u in dialogues[0].utterances]
