@@ -4,7 +4,9 @@ Three roles, each an ``nn.Module`` returned by a registered factory:
 
 * ``Encoder``: one modality. ``featurize(sample)`` turns a ``Sample`` into
   tensors (runs in data-loader workers, must be deterministic so results can be
-  cached); ``collate(features)`` pads a list of those into a batch;
+  cached; a context-reading encoder should read ``sample.context`` from the end
+  and only as far as it needs, see ``erckit.data.context``);
+  ``collate(features)`` pads a list of those into a batch;
   ``forward(batch)`` returns a ``ModalityOutput`` (embedding [B, dim], logits
   [B, num_classes]).
 * ``Distiller``: ``forward(student, teacher)`` -> scalar loss. The engine passes
@@ -101,6 +103,17 @@ class Encoder(nn.Module):
     def length(self, features: Features) -> int:
         """Size used for length-bucketed batching (e.g. token count); 1 by default."""
         return 1
+
+    def context_window(self) -> int | None:
+        """The most utterances (target included) ``featurize`` reads from the end of ``sample.context``.
+
+        A live stream keeps only that many per dialogue, so its memory stays
+        bounded. None (the default) means "possibly all of them"; media encoders
+        that look at the target only return 1, a text encoder with a token
+        budget the number of utterances that can fill it (see
+        ``erckit.data.context``).
+        """
+        return None
 
     def fingerprint(self) -> str:
         """What determines ``featurize``'s output (tokenizer, rate, frames...). Part of cache keys."""

@@ -246,7 +246,7 @@ def check_config(config: Mapping[str, Any], path: Path) -> None:
         raise ModelLoadError(f"{path}: 'labels' must be a non-empty list of non-empty strings")
     duplicates = sorted(label for label, n in Counter(labels).items() if n > 1)
     if duplicates:
-        raise ModelLoadError(f"{path}: 'labels' lists {', '.join(map(repr, duplicates))} more than once")
+        raise ModelLoadError(f"{path}: 'labels' has duplicate label(s) {', '.join(map(repr, duplicates))}")
     if not isinstance(config["anchor"], str):
         raise ModelLoadError(f"{path}: 'anchor' must be a string (an encoder name)")
     if not isinstance(config["recipe"], dict):

@@ -17,14 +17,16 @@ in the input are kept as strings and never need to be in the model's label set.
 from __future__ import annotations
 
 import json
-from collections import deque
+import math
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 
-from .data.types import Dialogue, Sample, Utterance, make_samples
+from .data.context import TruncationTally, count_truncations
+from .data.types import Dialogue, Sample, Utterance, Window, make_samples
 from .errors import DataError, ErckitError, PredictionError, UsageError
 
 if TYPE_CHECKING:
@@ -109,6 +111,7 @@ class Predictor:
         if max_context is None:
             max_context = (model.recipe.get("data") or {}).get("max_context")
         self.max_context = max_context
+        self.context_window = _context_window(self.encoders.values(), max_context)
         self.resolver = None
         if any(e.media is not None for e in self.encoders.values()):
             from .data.cache import DiskCache
@@ -154,9 +157,12 @@ class Predictor:
             self.model.train(was_training)
         return probabilities, present
 
-    def describe(self, sample: Sample, probabilities: torch.Tensor, present: torch.Tensor) -> UtterancePrediction:
+    def describe(
+        self, sample: Sample, probabilities: torch.Tensor, present: torch.Tensor, target: Utterance | None = None
+    ) -> UtterancePrediction:
+        """The prediction for ``sample``; ``target`` (default ``sample.target``) gives speaker, text and gold label."""
         labels = self.model.labels
-        target = sample.target
+        target = sample.target if target is None else target
         flags = present.tolist()
         return UtterancePrediction(
             dialogue_id=sample.dialogue_id,
@@ -210,48 +216,76 @@ def predict(
 
 
 def predict_with(predictor: Predictor, dialogues: Sequence[Dialogue]) -> list[DialoguePrediction]:
-    """``predict`` with a ready ``Predictor`` (reused by evaluation and the benchmark)."""
+    """``predict`` with a ready ``Predictor`` (reused by evaluation and the benchmark).
+
+    Contexts cut to an encoder's token limit are counted and reported once, as a warning.
+    """
     # Gold labels go around the model: make_samples would reject labels it does not know.
     unlabelled = [Dialogue(d.id, tuple(replace(u, label=None) for u in d.utterances)) for d in dialogues]
     samples = make_samples(unlabelled, [], max_context=predictor.max_context)
-    probabilities, present = predictor.run(samples)
+    with count_truncations() as tally:
+        probabilities, present = predictor.run(samples)
     results = [DialoguePrediction(d.id, []) for d in dialogues]
     # make_samples emits dialogues in order, utterances in order: walk both in step.
     row = 0
     for result, dialogue in zip(results, dialogues):
-        for utterance in dialogue.utterances:
-            sample = samples[row]
-            sample.context = sample.context[:-1] + (utterance,)  # restore the gold label for the result
-            result.utterances.append(predictor.describe(sample, probabilities[row], present[row]))
+        for utterance in dialogue.utterances:  # the original utterance: its gold label goes into the result
+            result.utterances.append(predictor.describe(samples[row], probabilities[row], present[row], utterance))
             row += 1
+    warn_truncations(tally)
     return results
+
+
+def warn_truncations(tally: Any) -> None:
+    """One warning per encoder that cut contexts to its token limit (at the end of a run)."""
+    for message in tally.messages():
+        warnings.warn(message, stacklevel=3)
+
+
+def _context_window(encoders: Iterable[Any], max_context: int | None) -> int | None:
+    """The most utterances any encoder reads per sample (None: all), capped by ``max_context``."""
+    windows = [getattr(e, "context_window", lambda: None)() for e in encoders]
+    window = None if any(w is None for w in windows) else max(windows, default=1)
+    if max_context is not None:
+        window = max_context if window is None else min(window, max_context)
+    return window
 
 
 # --------------------------------------------------------------------- streaming
 
 
 class ConversationState:
-    """The causal history of every live dialogue, numbering speakers like ``make_samples``."""
+    """The causal history of every live dialogue, numbering speakers like ``make_samples``.
 
-    def __init__(self, max_context: int | None):
-        self.max_context = max_context
-        self.history: dict[str, deque[tuple[Utterance, int]]] = {}
+    Only the last ``window`` utterances of a dialogue are kept (None: all), so a
+    never-ending conversation uses bounded memory; the context a sample gets is
+    those utterances, read in place.
+    """
+
+    def __init__(self, window: int | None):
+        self.window = window
+        self.history: dict[str, tuple[list[Utterance], list[int]]] = {}
         self.speakers: dict[str, dict[str, int]] = {}
         self.positions: dict[str, int] = {}
 
     def add(self, dialogue_id: str, utterance: Utterance) -> Sample:
         """Append an utterance and return it as a sample with its context so far."""
-        history = self.history.setdefault(dialogue_id, deque(maxlen=self.max_context))
+        utterances, numbers = self.history.setdefault(dialogue_id, ([], []))
         speakers = self.speakers.setdefault(dialogue_id, {})
-        number = speakers.setdefault(utterance.speaker, len(speakers) + 1)
-        history.append((replace(utterance, label=None), number))
+        utterances.append(replace(utterance, label=None))
+        numbers.append(speakers.setdefault(utterance.speaker, len(speakers) + 1))
+        if self.window is not None and len(utterances) >= 2 * self.window:
+            # New lists, so windows handed out earlier keep reading the old ones intact.
+            utterances, numbers = utterances[-self.window :], numbers[-self.window :]
+            self.history[dialogue_id] = (utterances, numbers)
         position = self.positions.get(dialogue_id, 0)
         self.positions[dialogue_id] = position + 1
+        first = 0 if self.window is None else max(0, len(utterances) - self.window)
         return Sample(
             dialogue_id=dialogue_id,
             position=position,
-            context=tuple(u for u, _ in history),
-            speaker_ids=tuple(n for _, n in history),
+            context=Window(utterances, first, len(utterances)),
+            speaker_ids=Window(numbers, first, len(numbers)),
         )
 
 
@@ -284,8 +318,10 @@ def parse_stream_line(line: str, where: str, media_root: Path) -> tuple[str, Utt
     span: dict[str, float | None] = {}
     for key in ("start", "end"):
         value = record.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-            raise DataError(f"{where}: '{key}' must be a non-negative number of seconds")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0
+        ):
+            raise DataError(f"{where}: '{key}' must be a finite, non-negative number of seconds, got {value!r}")
         span[key] = None if value is None else float(value)
     utterance = Utterance(
         speaker=record["speaker"], text=record["text"], label=label, audio=media["audio"], video=media["video"],
@@ -312,22 +348,26 @@ def predict_stream(
     ``options`` are ``predict``'s keyword options.
     """
     predictor = Predictor(model, **options)
-    state = ConversationState(predictor.max_context)
+    state = ConversationState(predictor.context_window)
     root = Path(media_root)
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            dialogue_id, utterance = parse_stream_line(line, f"{source}:{number}", root)
-        except DataError as error:
-            if on_error is None:
-                raise
-            on_error(error)
-            continue
-        sample = state.add(dialogue_id, utterance)
-        probabilities, present = predictor.run([sample])
-        sample.context = sample.context[:-1] + (utterance,)  # gold label back for the result
-        yield predictor.describe(sample, probabilities[0], present[0])
+    tally = TruncationTally(dedupe=False)  # every line is a new sample; remember none of them
+    try:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                dialogue_id, utterance = parse_stream_line(line, f"{source}:{number}", root)
+            except DataError as error:
+                if on_error is None:
+                    raise
+                on_error(error)
+                continue
+            sample = state.add(dialogue_id, utterance)
+            with count_truncations(tally):
+                probabilities, present = predictor.run([sample])
+            yield predictor.describe(sample, probabilities[0], present[0], utterance)  # with its gold label
+    finally:
+        warn_truncations(tally)  # once, when the stream ends
 
 
 __all__ = [

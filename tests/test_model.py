@@ -99,3 +99,18 @@ def test_use_fuser_must_be_a_real_boolean(tmp_path: Path, value) -> None:
     config["use_fuser"] = False
     config_path.write_text(json.dumps(config))
     assert ERCModel.from_pretrained(tmp_path / "m").use_fuser is False
+
+
+@pytest.mark.parametrize("labels, expected", [
+    (["neutral", "joy", "neutral"], r"config.json: 'labels' has duplicate label\(s\) 'neutral'"),
+    ([], r"config.json: 'labels' must be a non-empty list"),
+    ("joy", r"config.json: 'labels' must be a non-empty list"),
+])
+def test_bad_labels_in_a_model_config_are_refused(tmp_path: Path, labels, expected) -> None:
+    ERCModel.from_recipe(_recipe(), LABELS).save_pretrained(tmp_path / "m")
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["labels"] = labels
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=expected):
+        ERCModel.from_pretrained(tmp_path / "m")

@@ -189,7 +189,7 @@ CASES = [
      r"encoders/text/config\.json: model_type 'nonsense' is not a model type"),
     ("arg-of-wrong-type", "bags", recipe_arg("buckets", "many"),
      r"config\.json: recipe -> model -> encoders -> text -> buckets: .*integer"),
-    ("labels-duplicated", "bags", duplicate_labels, r"config\.json: 'labels' lists 'joy' more than once"),
+    ("labels-duplicated", "bags", duplicate_labels, r"config\.json: 'labels' has duplicate label\(s\) 'joy'"),
     ("use-fuser-string", "bags", lambda d, s: edit_json(d / "config.json", lambda c: c.update(use_fuser="no")),
      r"config\.json: 'use_fuser' must be true or false"),
     # --- sizes the weights cannot back: refused before anything large is allocated

@@ -261,3 +261,38 @@ def test_pickled_weights_are_never_executed(tmp_path: Path) -> None:
 def test_run_directory_is_accepted(tmp_path: Path) -> None:
     save_model(tmp_path / "run" / "model")
     assert ERCModel.from_pretrained(tmp_path / "run").labels == LABELS
+
+
+@pytest.mark.parametrize("span", ['"start": NaN', '"end": Infinity', '"start": -1'])
+def test_stream_times_must_be_finite_seconds(model: ERCModel, span: str) -> None:
+    line = '{"dialogue": "d", "speaker": "A", "text": "hi", ' + span + '}'
+    with pytest.raises(DataError, match=r"<stdin>:1: '(start|end)' must be a finite, non-negative number of seconds"):
+        list(predict_stream(model, [line]))
+
+
+def test_a_long_live_stream_keeps_only_what_the_teacher_can_read() -> None:
+    """The stream keeps per dialogue only the utterances the encoders read, and answers as the batch does."""
+    from erckit.predict import ConversationState, Predictor
+
+    recipe = {
+        "data": {"dataset": "erckit.DialogueJSONL.v1", "root": "unused"},
+        "model": {"encoders": {"text": {
+            "factory": "telme.RobertaTeacher.v1", "tokenizer": "erckit:bytes", "max_length": 32, "embedding_dim": 8,
+            "config": {"model_type": "roberta", "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "intermediate_size": 32, "max_position_embeddings": 66, "vocab_size": 270},
+        }}},
+        "stages": [{"kind": "supervised", "encoders": ["text"]}],
+    }
+    model = build_model(recipe)
+    turns = [(f"s{i % 4}", "ok" if i % 3 else f"turn {i}", None) for i in range(50)]
+    long = dialogue("long", turns)
+    batch = model.predict([long])[0].utterances
+    streamed = list(predict_stream(model, stream_lines([long])))
+    assert [p.probabilities for p in streamed] == [pytest.approx(p.probabilities, abs=1e-6) for p in batch]
+
+    state = ConversationState(Predictor(model).context_window)
+    for i in range(20_000):
+        sample = state.add("d", Utterance(f"s{i % 4}", "x"))
+    utterances, numbers = state.history["d"]
+    assert len(utterances) < 2 * 32 and len(numbers) == len(utterances)  # not 20,000
+    assert sample.position == 19_999 and sample.speaker_ids[-1] == 4

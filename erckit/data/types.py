@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence, overload
 
 MediaPolicy = Literal["error", "skip", "zero"]
 
@@ -71,12 +71,77 @@ class VideoSpec:
 MediaSpec = AudioSpec | VideoSpec
 
 
+class Window(Sequence):
+    """Items ``start:stop`` of a shared sequence, read in place (never copied).
+
+    A sample's ``context`` and ``speaker_ids`` are windows onto their
+    dialogue's, so one sample per utterance costs O(1) each instead of a copy
+    of the whole history (which made a long dialogue quadratic in time and
+    memory). It behaves like the tuple it replaces: indexing, slicing (a
+    narrower window), ``reversed``, ``len``, ``==`` and ``+`` with tuples.
+    """
+
+    __slots__ = ("source", "start", "stop")
+
+    def __init__(self, source: Sequence, start: int = 0, stop: int | None = None):
+        stop = len(source) if stop is None else stop
+        if not 0 <= start <= stop <= len(source):
+            raise ValueError(f"window {start}:{stop} is outside a sequence of {len(source)} items")
+        self.source, self.start, self.stop = source, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence: ...
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return tuple(self)[index]
+            return Window(self.source, self.start + start, self.start + max(start, stop))
+        n = self.stop - self.start
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("window index out of range")
+        return self.source[self.start + index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return map(self.source.__getitem__, range(self.start, self.stop))
+
+    def __reversed__(self) -> Iterator[Any]:
+        return map(self.source.__getitem__, range(self.stop - 1, self.start - 1, -1))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Window, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __add__(self, other: Sequence) -> tuple:
+        return tuple(self) + tuple(other)
+
+    def __radd__(self, other: Sequence) -> tuple:
+        return tuple(other) + tuple(self)
+
+    def __repr__(self) -> str:
+        return f"Window({self.start}:{self.stop} of {len(self.source)} items)"
+
+
 @dataclass
 class Sample:
     """One target utterance (the last of ``context``) with its causal context.
 
-    ``speaker_ids`` numbers speakers 1, 2, ... by first appearance *within this
-    dialogue*, parallel to ``context``. ``label`` indexes the label list (None
+    ``context`` is a sequence (a ``Window`` onto the dialogue when made by
+    ``make_samples``, or any tuple): read it from the end when only the latest
+    turns matter, so the cost per sample stays bounded however long the
+    dialogue. ``speaker_ids`` numbers speakers 1, 2, ... by first appearance
+    *within this dialogue*, parallel to ``context``. ``label`` indexes the label list (None
     when unlabelled). ``audio`` ([T] float32 tensor) and ``frames`` ([N, H, W, 3]
     uint8 RGB tensor) are filled by the data pipeline for encoders that declare
     a media spec; None means the modality is absent for this sample.
@@ -84,8 +149,8 @@ class Sample:
 
     dialogue_id: str
     position: int
-    context: tuple[Utterance, ...]
-    speaker_ids: tuple[int, ...]
+    context: Sequence[Utterance]
+    speaker_ids: Sequence[int]
     label: int | None = None
     audio: Any = None
     frames: Any = None
@@ -142,8 +207,8 @@ def make_samples(
                 Sample(
                     dialogue_id=dialogue.id,
                     position=position,
-                    context=dialogue.utterances[first : position + 1],
-                    speaker_ids=speaker_ids[first : position + 1],
+                    context=Window(dialogue.utterances, first, position + 1),
+                    speaker_ids=Window(speaker_ids, first, position + 1),
                     label=label,
                 )
             )

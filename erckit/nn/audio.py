@@ -100,5 +100,8 @@ class LogMelAudio(Encoder):
         pooled = (x * weights).sum(1) / weights.sum(1).clamp_min(1.0)
         return ModalityOutput(embedding=pooled, logits=self.classifier(pooled))
 
+    def context_window(self) -> int:
+        return 1  # the target's own media, never the context
+
     def fingerprint(self) -> str:
         return f"erckit.LogMelAudio:{self.media!r}:mels={self.melspec.n_mels}:fft={self.n_fft}:hop={self.hop}"

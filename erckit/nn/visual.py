@@ -117,5 +117,8 @@ class TimmFrames(Encoder):
         embedding = self.project(pooled)
         return ModalityOutput(embedding=embedding, logits=self.classifier(embedding))
 
+    def context_window(self) -> int:
+        return 1  # the target's own media, never the context
+
     def fingerprint(self) -> str:
         return f"erckit.TimmFrames:{self.media!r}:crop=center-bilinear-aa"

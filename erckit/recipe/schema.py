@@ -42,6 +42,17 @@ class DataConfig(BaseModel):
     dev_split: str = "dev"
     test_split: str | None = "test"
 
+    @field_validator("labels")
+    @classmethod
+    def _unique_labels(cls, labels: list[str] | None) -> list[str] | None:
+        if labels is not None:
+            if not labels:
+                raise ValueError("the label list is empty")
+            duplicates = sorted({label for label in labels if labels.count(label) > 1})
+            if duplicates:
+                raise ValueError(f"duplicate label(s) {', '.join(map(repr, duplicates))}; each class needs its own name")
+        return labels
+
     @property
     def args(self) -> dict[str, Any]:
         return dict(self.__pydantic_extra__ or {})

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from .. import registry
 from ..cli import console as ui
+from ..data.context import count_truncations
 from ..data.types import Sample, make_samples
 from ..errors import ErckitError, TrainingError
 from ..fileio import atomic_write_text, remove_stale_staging
@@ -100,7 +101,12 @@ def train(recipe: Recipe, recipe_name: str = "recipe", options: TrainOptions | N
         # --resume on a run that never reached a checkpoint starts it over (claim_run_dir says so)
         resuming = options.resume_from is not None or (options.resume and ckpt.find_checkpoint(run_dir) is not None)
         seed_everything(recipe.seed)
-        return Trainer(recipe, runtime, run_dir, options, resuming).run()
+        with count_truncations() as truncations:
+            result = Trainer(recipe, runtime, run_dir, options, resuming).run()
+        if runtime.is_main:
+            for message in truncations.messages():  # once per run, not per sample or stage
+                ui.warning(message)
+        return result
     finally:
         if lock is not None:
             lock.release()

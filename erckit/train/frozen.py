@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..components import Encoder, ModalityOutput
 from ..data.cache import file_identity
-from ..data.types import Sample
+from ..data.types import Sample, Window
 from .batching import BucketBatchSampler, SampleDataset, make_loader
 from .runtime import Runtime, eval_mode
 
@@ -48,11 +48,30 @@ def weights_digest(module: torch.nn.Module) -> str:
 
 
 def samples_digest(samples: Sequence[Sample]) -> str:
+    """What the samples' encoder outputs depend on: keys, contexts, speakers, media files.
+
+    A context that is a window onto its dialogue (as ``make_samples`` makes
+    them) is hashed as (its dialogue, start, stop), each dialogue once, so the
+    digest is linear in the data however long the dialogues.
+    """
     digest = hashlib.blake2b(digest_size=16)
+    sources: dict[int, int] = {}  # id of a shared utterance/speaker sequence -> its number in this digest
+
+    def window(sequence: Any, describe: Any) -> Any:
+        if not isinstance(sequence, Window):
+            return [describe(item) for item in sequence]
+        number = sources.get(id(sequence.source))
+        if number is None:
+            number = sources[id(sequence.source)] = len(sources)
+            digest.update(json.dumps(["source", number, [describe(item) for item in sequence.source]], default=str).encode())
+        return ["window", number, sequence.start, sequence.stop]
+
     for sample in samples:
-        parts: list[Any] = [sample.key, list(sample.speaker_ids)]
-        for utterance in sample.context:
-            parts.append([utterance.text, utterance.start, utterance.end, utterance.audio_whole])
+        parts: list[Any] = [
+            sample.key,
+            window(sample.speaker_ids, int),
+            window(sample.context, lambda u: [u.text, u.start, u.end, u.audio_whole]),
+        ]
         for path in (sample.target.audio, sample.target.video):
             parts.append(_file_identity(path))
         digest.update(json.dumps(parts, default=str).encode())

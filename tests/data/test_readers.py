@@ -232,6 +232,11 @@ def test_jsonl_dataset_labels_and_relative_media(tmp_path: Path) -> None:
         ({"id": "x", "utterances": [{"speaker": "A", "text": "t", "label": "angry"}]}, r"bad.jsonl:2: utterance 0: unknown label 'angry'; valid labels: joy"),
         ({"id": "x", "utterances": [{"speaker": "A", "text": "t", "start": 2, "end": 1}]}, r"'end' \(1.0\) is not after"),
         ({"id": "ok", "utterances": [{"speaker": "A", "text": "t"}]}, r"bad.jsonl:2: duplicate dialogue id 'ok'"),
+        ('{"id": "x", "utterances": [{"speaker": "A", "text": "t", "start": NaN}]}',
+         r"bad.jsonl:2: utterance 0: 'start' must be a finite, non-negative number of seconds, got nan"),
+        ('{"id": "x", "utterances": [{"speaker": "A", "text": "t", "start": 0, "end": Infinity}]}',
+         r"bad.jsonl:2: utterance 0: 'end' must be a finite"),
+        ('{"id": "x", "utterances": [{"speaker": "A", "text": "t", "end": NaN}]}', r"bad.jsonl:2: utterance 0: 'end' must be a finite"),
     ],
 )
 def test_jsonl_errors_name_file_and_line(tmp_path: Path, line: object, expected: str) -> None:
@@ -275,3 +280,19 @@ def test_root_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
     (tmp_path / "MELD.Raw").write_text("not a directory")
     with pytest.raises(DataError, match=r"MELD root .*MELD.Raw is not a directory\. MELD is not shipped"):
         read_meld(tmp_path / "MELD.Raw")
+
+
+def test_duplicate_labels_in_labels_json_name_the_file(tmp_path: Path) -> None:
+    _write(tmp_path / "train.jsonl", {"id": "d1", "utterances": [{"speaker": "A", "text": "hi", "label": "joy"}]})
+    (tmp_path / "labels.json").write_text('["joy", "sad", "joy"]', encoding="utf-8")
+    with pytest.raises(DataError, match=r"labels.json: duplicate label\(s\) 'joy'$"):
+        read_jsonl_dataset(tmp_path)
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-Infinity"])
+def test_csv_times_must_be_finite(tmp_path: Path, value: str) -> None:
+    from erckit.data.readers._csv import parse_float
+
+    with pytest.raises(DataError, match=rf"s.csv:7: column 'StartTime': '{value}' is not a finite number"):
+        parse_float(value, "StartTime", tmp_path / "s.csv", 7)
+    assert parse_float(" 1.5 ", "StartTime", tmp_path / "s.csv", 7) == 1.5

@@ -481,3 +481,9 @@ def test_encoder_names_are_plain(tmp_path: Path, name: str):
     problems = problems_of(path)
     assert len(problems) == 1
     assert problems[0].startswith(f"model -> encoders -> {name} -> [key]: Value error, encoder name {name!r} cannot contain")
+
+
+def test_duplicate_labels_are_refused(recipe_file: Path):
+    problems = problems_of(recipe_file, ['data.labels=["joy", "sad", "joy"]'])
+    assert len(problems) == 1 and problems[0].startswith("data -> labels:") and "duplicate label(s) 'joy'" in problems[0]
+    assert any("empty" in p for p in problems_of(recipe_file, ["data.labels=[]"]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -149,9 +150,12 @@ def parse_float(value: str, column: str, path: Path, line: int) -> float | None:
     if not value:
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise DataError(f"{path}:{line}: column {column!r}: {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise DataError(f"{path}:{line}: column {column!r}: {value!r} is not a finite number")
+    return number
 
 
 def parse_int(value: str, column: str, path: Path, line: int) -> int:

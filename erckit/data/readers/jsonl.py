@@ -19,6 +19,7 @@ that do not exist are listed in the problems and left for the media policy.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -130,8 +131,9 @@ def _seconds(turn: dict, key: str, at: str) -> float | None:
     value = turn.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise DataError(f"{at}: '{key}' must be a non-negative number of seconds, got {value!r}")
+    # json.loads reads NaN and Infinity: a span made of them would cut nothing sensible.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise DataError(f"{at}: '{key}' must be a finite, non-negative number of seconds, got {value!r}")
     return float(value)
 
 
@@ -172,6 +174,9 @@ def _default_labels(root: Path, files: dict[str, Path]) -> tuple[str, ...]:
             raise DataError(f"{listing}: invalid JSON: {error}") from None
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise DataError(f"{listing}: expected a non-empty JSON list of label strings")
+        duplicates = sorted({label for label in value if value.count(label) > 1})
+        if duplicates:
+            raise DataError(f"{listing}: duplicate label(s) {', '.join(map(repr, duplicates))}")
         return tuple(value)
     source = files.get("train") or next(iter(files.values()))
     found = {u.label for d in read_dialogue_jsonl(source, None, []) for u in d.utterances if u.label is not None}

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from erckit.components import Encoder, Features, ModalityOutput
+from erckit.data.context import PieceCache
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -22,15 +23,22 @@ class BagOfWordsEncoder(Encoder):
         self.num_classes, self.buckets, self.dim, self.context = num_classes, buckets, dim, context
         self.project = nn.Sequential(nn.Linear(buckets, dim), nn.ReLU())
         self.head = nn.Linear(dim, num_classes)
+        self._words = PieceCache(self._hash_words)  # each utterance's text is hashed once
+
+    def _hash_words(self, text: str) -> list[int]:
+        # crc32, not hash(): stable across processes and runs.
+        return [zlib.crc32(word.encode()) % self.buckets for word in _WORD.findall(text.lower())]
 
     def featurize(self, sample) -> Features:
+        # With context, every previous utterance counts: the cost grows with the
+        # context (bound it with the recipe's data.max_context).
         utterances = sample.context if self.context else sample.context[-1:]
-        counts = torch.zeros(self.buckets)
-        for utterance in utterances:
-            for word in _WORD.findall(utterance.text.lower()):
-                # crc32, not hash(): stable across processes and runs.
-                counts[zlib.crc32(word.encode()) % self.buckets] += 1.0
+        words = [bucket for utterance in utterances for bucket in self._words(utterance.text)]
+        counts = torch.bincount(torch.tensor(words, dtype=torch.long), minlength=self.buckets).float()
         return {"counts": torch.log1p(counts)}
+
+    def context_window(self) -> int | None:
+        return None if self.context else 1
 
     def collate(self, features: Sequence[Features]) -> Features:
         return {"counts": torch.stack([f["counts"] for f in features])}

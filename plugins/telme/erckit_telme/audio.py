@@ -135,6 +135,9 @@ class AudioStudent(Encoder):
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
         return ModalityOutput(embedding=pooled, logits=self.classifier(pooled))
 
+    def context_window(self) -> int:
+        return 1  # the target's own media, never the context
+
     def fingerprint(self) -> str:
         return f"telme.AudioStudent:{self.media!r}:normalize={self.normalize}:min={self.min_samples}"
 

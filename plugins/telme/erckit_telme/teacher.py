@@ -13,6 +13,11 @@ the left (oldest context goes first) so that the prompt and the mask always
 survive: ``limit - 1`` tokens are kept, then the mask (TelME: the last 511 + the
 mask for RoBERTa's 512 positions).
 
+Each utterance's text is tokenised once (``PieceCache``) and a sample reads
+only the latest utterances that fill the budget (``context_tail``), so the
+cost per sample does not grow with the dialogue: the ids are exactly those of
+tokenising every piece of the whole context and cutting from the left.
+
 Speakers are numbered by first appearance within the dialogue. There are nine
 speaker tokens; speakers 10, 11, ... all share ``<s9>``, read as "yet another
 speaker". Folding (rather than modulo) never confuses a late speaker with an
@@ -32,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from erckit.components import Encoder, Features, ModalityOutput
+from erckit.data.context import PieceCache, context_tail
 from erckit.data.types import Sample
 from erckit.errors import ErckitError
 from erckit.hf import load_backbone, load_tokenizer, save_backbone_config, usable_positions
@@ -97,12 +103,16 @@ class RobertaTeacher(Encoder):
         limits = [n for n in (max_length, positions) if n is not None]
         self.limit: int | None = min(limits) if limits else None
         self._ids = {token: self.tokenizer.convert_tokens_to_ids(token) for token in SPEAKER_TOKENS}
+        self._now_feels = self._encode([" Now", " feels"])
         longest_prompt = len(self._prompt_ids(self._ids[SPEAKER_TOKENS[-1]]))
         if self.limit is not None and self.limit - 1 <= longest_prompt:
             raise ErckitError(
                 f"max_length {self.limit} leaves no room for context: the prompt alone takes "
                 f"{longest_prompt + 1} tokens; use a larger max_length"
             )
+        # Context tokens that fit before the prompt and the mask (every prompt has the same length).
+        self.context_budget: int | None = None if self.limit is None else self.limit - 1 - longest_prompt
+        self._texts = PieceCache(self._encode_text, keep=self.context_budget)
 
     # -- featurize -------------------------------------------------------------------
 
@@ -112,24 +122,30 @@ class RobertaTeacher(Encoder):
         encoded = self.tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True)
         return [list(ids) for ids in encoded["input_ids"]]
 
+    def _encode_text(self, text: str) -> list[int]:
+        """One utterance's piece after its speaker token, as it is tokenised in any context."""
+        return self._encode([" " + text.strip()])[0]
+
     def _prompt_ids(self, speaker: int) -> list[int]:
-        now, feels = self._encode([" Now", " feels"])
+        now, feels = self._now_feels
         return [self.tokenizer.sep_token_id, *now, speaker, *feels]
 
     def prompt_ids(self, sample: Sample) -> list[int]:
         """The token ids of ``sample`` before padding: context, prompt, mask (truncated)."""
         if len(sample.speaker_ids) != len(sample.context):
             raise ErckitError(f"sample {sample.key}: {len(sample.context)} utterances but {len(sample.speaker_ids)} speaker ids")
-        texts = self._encode([" " + u.text.strip() for u in sample.context])
-        ids: list[int] = []
-        for speaker, text_ids in zip(sample.speaker_ids, texts):
-            ids.append(self._ids[speaker_token(speaker)])
-            ids.extend(text_ids)
+        pieces = (
+            (self._ids[speaker_token(speaker)], *self._texts(utterance.text))
+            for utterance, speaker in zip(reversed(sample.context), reversed(sample.speaker_ids))
+        )
+        ids = context_tail(sample, pieces, self.context_budget, reporter="telme.RobertaTeacher", limit=self.limit)
         ids.extend(self._prompt_ids(self._ids[speaker_token(sample.speaker_ids[-1])]))
-        if self.limit is not None:
-            ids = ids[-(self.limit - 1) :]
         ids.append(self.tokenizer.mask_token_id)
         return ids
+
+    def context_window(self) -> int | None:
+        # Every utterance adds at least its speaker token: no more of them fit in the budget.
+        return self.context_budget
 
     def featurize(self, sample: Sample) -> Features:
         return {"input_ids": torch.tensor(self.prompt_ids(sample), dtype=torch.long)}

@@ -83,6 +83,9 @@ class VisualStudent(Encoder):
         cls = hidden[:, 0]
         return ModalityOutput(embedding=cls, logits=self.classifier(cls))
 
+    def context_window(self) -> int:
+        return 1  # the target's own media, never the context
+
     def fingerprint(self) -> str:
         return f"telme.VisualStudent:{self.media!r}:frames={self.frames}:crop=center-bilinear-aa"
 
