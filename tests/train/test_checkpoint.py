@@ -41,8 +41,8 @@ def _interrupt_after(monkeypatch: pytest.MonkeyPatch, stage: str, epoch: int) ->
 
     original = engine.Trainer.save_checkpoint
 
-    def save(self, state, best, optim_state):
-        original(self, state, best, optim_state)
+    def save(self, state, best, optim_state, *rest):
+        original(self, state, best, optim_state, *rest)
         name = self.recipe.stages[state.stage_index].name if state.stage_index < len(self.recipe.stages) else None
         if name == stage and state.epoch == epoch and optim_state is not None:
             raise KeyboardInterrupt
@@ -60,11 +60,11 @@ def test_crash_between_metrics_row_and_checkpoint_leaves_no_duplicate_rows(
     args = ["train", str(recipe_path), "-o", str(out), "--device", "cpu", "--no-progress"]
     original = engine.Trainer.save_checkpoint
 
-    def save(self, state, best, optim_state):
+    def save(self, state, best, optim_state, *rest):
         name = self.recipe.stages[state.stage_index].name if state.stage_index < len(self.recipe.stages) else None
         if name == "students" and state.epoch == 1 and optim_state is not None:
             raise KeyboardInterrupt  # the row for students epoch 1 is written, its checkpoint is not
-        original(self, state, best, optim_state)
+        original(self, state, best, optim_state, *rest)
 
     with monkeypatch.context() as patch:
         patch.setattr(engine.Trainer, "save_checkpoint", save)
