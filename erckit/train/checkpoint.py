@@ -133,7 +133,7 @@ class LoadedCheckpoint:
         if self.best is not None:
             checks.append((BEST, self.best, objective.state_dict()))
         for name, found, expected in checks:
-            problem = _tensor_mismatch({k: tuple(v.shape) for k, v in found.items()}, expected)
+            problem = _tensor_mismatch({k: tuple(v.shape) for k, v in found.items()}, expected, "what the recipe's stage trains")
             if problem:
                 raise self._mismatch(name, problem)
         if self.objective:
@@ -207,19 +207,20 @@ def recipe_mismatch(file: Path, problem: str, changes: str) -> CheckpointError:
     differs = f"this recipe differs from the run's ({changes})" if changes else "the recipe differs from the one the run was started with"
     return CheckpointError(
         f"cannot resume from {file}: {problem}; {differs}. Resume with the run's own recipe "
-        f"(erckit train {run_dir / 'recipe.toml'} --resume) or start a new run (another --output, or --overwrite)"
+        f"(erckit train {run_dir / 'recipe.toml'} -o {run_dir} --resume) or start a new run (another --output, or --overwrite)"
     )
 
 
 def recipe_changes(run_recipe: Path, recipe_toml: str, limit: int = 5) -> str:
     """What differs between the run's saved recipe.toml and ``recipe_toml``: "key: old -> new; ...", or ""."""
     try:
-        old = _flatten(tomllib.loads(run_recipe.read_text(encoding="utf-8")))
+        saved = tomllib.loads(run_recipe.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return ""  # no readable recipe.toml: nothing to compare with
-    new = _flatten(tomllib.loads(recipe_toml))
+    labels: dict[str, str] = {}
+    old, new = _flatten(saved, "", labels), _flatten(tomllib.loads(recipe_toml), "", labels)
     changed = [
-        f"{key}: {_show(old.get(key))} -> {_show(new.get(key))}"
+        f"{_label(key, labels)}: {_show(old.get(key))} -> {_show(new.get(key))}"
         for key in sorted(set(old) | set(new), key=lambda k: (k not in old, k))
         if old.get(key, _UNSET) != new.get(key, _UNSET)
     ]
@@ -230,39 +231,49 @@ def recipe_changes(run_recipe: Path, recipe_toml: str, limit: int = 5) -> str:
 _UNSET = object()
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted keys; an array of tables (stages) is keyed by each table's name."""
+def _flatten(data: Any, prefix: str, labels: dict[str, str]) -> dict[str, Any]:
+    """Dotted keys; the tables of an array (stages) by position, labelled by their name where they have one."""
     if isinstance(data, dict):
-        items: Iterator[tuple[str, Any]] = iter(data.items())
+        items: list[tuple[str, Any]] = list(data.items())
     elif isinstance(data, list) and data and all(isinstance(v, dict) for v in data):
-        items = ((str(v.get("name", i)), v) for i, v in enumerate(data))
+        items = [(str(i), v) for i, v in enumerate(data)]
+        for i, table in enumerate(data):
+            if isinstance(table.get("name"), str):
+                labels.setdefault(f"{prefix}.{i}", f"{prefix}.{table['name']}")
     else:
         return {prefix: data}
     flat: dict[str, Any] = {}
     for key, value in items:
-        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else key))
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else key, labels))
     return flat
+
+
+def _label(key: str, labels: dict[str, str]) -> str:
+    for position, label in labels.items():
+        if key.startswith(position + "."):
+            return label + key[len(position):]
+    return key
 
 
 def _show(value: Any) -> str:
     return "(not set)" if value is None else json.dumps(value)
 
 
-def _tensor_mismatch(found: dict[str, tuple[int, ...]], expected: dict[str, torch.Tensor]) -> str:
+def _tensor_mismatch(found: dict[str, tuple[int, ...]], expected: dict[str, torch.Tensor], what: str = "the recipe's model") -> str:
     """'' if names and shapes agree, else what differs (counts and a first example of each)."""
     missing = [k for k in expected if k not in found]
     unexpected = [k for k in found if k not in expected]
     reshaped = [k for k in expected if k in found and tuple(found[k]) != tuple(expected[k].shape)]
     parts = []
     if missing:
-        parts.append(f"{len(missing)} tensor(s) of the recipe's model are not in it, e.g. {missing[0]}")
+        parts.append(f"{len(missing)} tensor(s) of {what} are not in it, e.g. {missing[0]}")
     if unexpected:
-        parts.append(f"{len(unexpected)} tensor(s) in it are not in the recipe's model, e.g. {unexpected[0]}")
+        parts.append(f"{len(unexpected)} tensor(s) in it are not in {what}, e.g. {unexpected[0]}")
     if reshaped:
         k = reshaped[0]
         parts.append(
             f"{len(reshaped)} tensor(s) have another shape, e.g. {k}: {tuple(found[k])} in the checkpoint, "
-            f"{tuple(expected[k].shape)} in the recipe's model"
+            f"{tuple(expected[k].shape)} in {what}"
         )
     return "; ".join(parts)
 
