@@ -312,3 +312,14 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path: Path, monkeypa
     assert latest == first and {p.name: p.read_bytes() for p in latest.iterdir()} == before
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".writing-")]
     assert ckpt.load_checkpoint(latest, model).state.epoch == 1
+
+
+def test_resume_with_a_change_the_checkpoint_can_hold_warns_and_names_it(
+    recipe_path: Path, interrupted: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(interrupted, out)
+    capsys.readouterr()
+    args = ["train", str(recipe_path), "-o", str(out), "--device", "cpu", "--no-progress", "--resume"]
+    assert main([*args, "--set", "stages.fusion.lr=0.02"]) == 0
+    assert "warning: resuming with a recipe that differs from the run's recipe.toml: stages.fusion.lr: 0.01 -> 0.02" in capsys.readouterr().err
