@@ -185,8 +185,6 @@ def load_checkpoint(path: Path, model: nn.Module, stages: list[str] | None = Non
         problem = _tensor_mismatch(_header_shapes(path / MODEL), model.state_dict())
     if problem:
         raise recipe_mismatch(path / MODEL, problem, recipe_changes)
-    with _reading(path / MODEL):
-        load_weights(model, path / MODEL)
     best, objective = None, {}
     if (path / BEST).exists():
         with _reading(path / BEST):
@@ -199,15 +197,20 @@ def load_checkpoint(path: Path, model: nn.Module, stages: list[str] | None = Non
         if not isinstance(optim_state, dict):
             raise ValueError(f"expected a dictionary, found {type(optim_state).__name__}")
     rng = _read_rng(path)
+    with _reading(path / MODEL):  # last: the model is left as it was unless every file reads
+        load_weights(model, path / MODEL)
     return LoadedCheckpoint(path, state, best, optim_state, rng, objective, recipe_changes)
 
 
 def recipe_mismatch(file: Path, problem: str, changes: str) -> CheckpointError:
-    run_dir = file.parent.parent.parent
     differs = f"this recipe differs from the run's ({changes})" if changes else "the recipe differs from the one the run was started with"
+    command = ""
+    if file.parent.parent.name == "checkpoints":  # <run>/checkpoints/<latest|previous>/<file>
+        run_dir = file.parent.parent.parent
+        command = f" (erckit train {run_dir / 'recipe.toml'} -o {run_dir} --resume)"
     return CheckpointError(
-        f"cannot resume from {file}: {problem}; {differs}. Resume with the run's own recipe "
-        f"(erckit train {run_dir / 'recipe.toml'} -o {run_dir} --resume) or start a new run (another --output, or --overwrite)"
+        f"cannot resume from {file}: {problem}; {differs}. Resume with the run's own recipe{command} "
+        "or start a new run (another --output, or --overwrite)"
     )
 
 
@@ -306,6 +309,10 @@ def _parse_state(data: Any) -> TrainState:
             raise ValueError(f"{name} = {json.dumps(value)[:40]} is not {' or '.join(k.__name__ for k in kinds)}")
         if isinstance(value, int) and not isinstance(value, bool) and value < 0:
             raise ValueError(f"{name} = {value} is negative")
+    if not all(isinstance(name, str) for name in data.get("completed", [])):
+        raise ValueError("completed holds something other than stage names")
+    if not all(isinstance(row, dict) and isinstance(row.get("epoch"), int) for row in data.get("history", [])):
+        raise ValueError("history holds something other than epoch rows")
     return TrainState(**data)
 
 
