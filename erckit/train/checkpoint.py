@@ -203,7 +203,7 @@ def load_checkpoint(path: Path, model: nn.Module, stages: list[str] | None = Non
 
 
 def recipe_mismatch(file: Path, problem: str, changes: str) -> CheckpointError:
-    differs = f"this recipe differs from the run's ({changes})" if changes else "the recipe differs from the one the run was started with"
+    differs = f"this recipe differs from the run's ({changes})" if changes else "the recipe differs from the run's"
     command = ""
     if file.parent.parent.name == "checkpoints":  # <run>/checkpoints/<latest|previous>/<file>
         run_dir = file.parent.parent.parent
@@ -262,7 +262,9 @@ def _show(value: Any) -> str:
     return "(not set)" if value is None else json.dumps(value)
 
 
-def _tensor_mismatch(found: dict[str, tuple[int, ...]], expected: dict[str, torch.Tensor], what: str = "the recipe's model") -> str:
+def _tensor_mismatch(
+    found: dict[str, tuple[int, ...]], expected: dict[str, torch.Tensor], what: str = "the recipe's model"
+) -> str:
     """'' if names and shapes agree, else what differs (counts and a first example of each)."""
     missing = [k for k in expected if k not in found]
     unexpected = [k for k in found if k not in expected]
@@ -331,7 +333,10 @@ def _write_rng(directory: Path, rng: RngState) -> None:
     data: dict[str, Any] = {"version": version, "internal": list(internal), "gauss": gauss}
     if rng.numpy is not None:
         kind, keys, position, has_gauss, cached = rng.numpy
-        data["numpy"] = {"bit_generator": kind, "keys": keys.tolist(), "pos": int(position), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+        data["numpy"] = {
+            "bit_generator": kind, "keys": keys.tolist(), "pos": int(position),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached),
+        }
     (directory / PYTHON_RNG).write_text(json.dumps(data), encoding="utf-8")
 
 

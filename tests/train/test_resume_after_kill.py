@@ -33,8 +33,9 @@ STAGES = ("teacher", "students", "fusion")  # supervised, distill, fuse
 # checkpoint is inside the stage (after epoch 1, before the stage ends), and a tiny epoch
 # is over in milliseconds.
 EPOCHS = {"teacher": 3, "students": 2, "fusion": 6}
+DIALOGUES = {"train": 2, "dev": 1, "test": 1}
 OVERRIDES = (
-    "data.train_dialogues=2", "data.dev_dialogues=1", "data.test_dialogues=1",
+    *(f"data.{split}_dialogues={count}" for split, count in DIALOGUES.items()),
     "model.encoders.audio.max_seconds=0.5", "model.encoders.visual.frames=2",
     "model.encoders.visual.config.image_size=32",
     *(f"stages.{name}.epochs={epochs}" for name, epochs in EPOCHS.items()),
@@ -49,12 +50,14 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     workspace = tmp_path_factory.mktemp("resume-kill")
     # Written before the two runs start, so they do not race to generate it.
-    ensure_demo(workspace / "demo", 0, dialogues={"train": 2, "dev": 1, "test": 1})
+    ensure_demo(workspace / "demo", 0, dialogues=DIALOGUES)
     return workspace
 
 
 def _command(workspace: Path, out: Path, *extra: str) -> list[str]:
-    command = [sys.executable, "-m", "erckit", "train", str(RECIPE), "-o", str(out), "--device", "cpu", "--no-progress"]
+    # One thread each: the reference and the killed run share the CPU as they run side by side.
+    command = [sys.executable, "-m", "erckit", "train", str(RECIPE), "-o", str(out)]
+    command += ["--device", "cpu", "--threads", "1", "--no-progress"]
     # Each run keeps its own cache (a resumed run reuses the cache of the run it resumes).
     for override in (*OVERRIDES, f'data.cache_dir="{out.with_name(out.name + "-cache")}"'):
         command += ["--set", override]
@@ -62,8 +65,7 @@ def _command(workspace: Path, out: Path, *extra: str) -> list[str]:
 
 
 def _env(workspace: Path) -> dict[str, str]:
-    # One intra-op thread: the runs compare bit for bit, and the suite may share the CPU.
-    return {**os.environ, "DEMO_ROOT": str(workspace / "demo"), "OMP_NUM_THREADS": "1"}
+    return {**os.environ, "DEMO_ROOT": str(workspace / "demo")}
 
 
 def _start(workspace: Path, out: Path, *extra: str) -> subprocess.Popen:
