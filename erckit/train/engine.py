@@ -35,7 +35,7 @@ from .frozen import Outputs, compute_outputs, samples_digest
 from .objectives import DistillObjective, FuseObjective, IndexBatch, SupervisedObjective
 from .optim import build_optimizer, build_scheduler
 from .rundir import claim_run_dir
-from .runtime import Runtime, eval_mode, seed_everything, setup_runtime
+from .runtime import Runtime, eval_mode, seed_everything, set_rng_state, setup_runtime
 
 
 @dataclass
@@ -193,9 +193,12 @@ class Trainer:
             path = self.options.resume_from or ckpt.find_checkpoint(self.run_dir)
             if path is None:
                 raise ErckitError(f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}; start without --resume")
-            resume_point = ckpt.load_checkpoint(Path(path), self.model)
+            changes = ckpt.recipe_changes(self.run_dir / "recipe.toml", recipe_to_toml(self.recipe))
+            resume_point = ckpt.load_checkpoint(Path(path), self.model, self.recipe.stage_names(), changes)
             state = resume_point.state
             if self.runtime.is_main:
+                if changes:
+                    ui.warning(f"resuming with a recipe that differs from the run's recipe.toml: {changes}")
                 self._trim_metrics(state.metrics_rows)
                 ui.console.print(
                     f"resuming {self.run_dir}: {len(state.completed)} stage(s) done, "
@@ -204,6 +207,8 @@ class Trainer:
         if self.runtime.is_main:
             self._write_text(self.run_dir / "recipe.toml", recipe_to_toml(self.recipe, header="resolved recipe of this run"))
             self.hooks.on_train_start(run=self.info)
+        if resume_point is not None and state.epoch == 0:
+            set_rng_state(resume_point.rng)  # saved at a stage boundary: where the next stage is built
         for index, stage in enumerate(self.recipe.stages):
             if index < state.stage_index:
                 continue
@@ -323,11 +328,11 @@ class Trainer:
         scaler = self.runtime.grad_scaler()
         best: dict[str, Tensor] | None = None
         if resume_point is not None and state.epoch > 0:
-            optimizer.load_state_dict(resume_point.optim_state["optimizer"])
-            scheduler.load_state_dict(resume_point.optim_state["scheduler"])
-            if scaler is not None and "scaler" in resume_point.optim_state:
-                scaler.load_state_dict(resume_point.optim_state["scaler"])
+            resume_point.restore_stage(self.model, objective, optimizer, scheduler, scaler)
             best = resume_point.best
+            # Saved after an epoch: restored here, once the stage is rebuilt, so what rebuilding
+            # it drew (a distiller's initialisation, say) cannot shift what the next epoch draws.
+            set_rng_state(resume_point.rng)
         for epoch in range(state.epoch, stage.epochs):
             if state.stopped_early:
                 break
@@ -357,7 +362,7 @@ class Trainer:
             optim_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
             if scaler is not None:
                 optim_state["scaler"] = scaler.state_dict()
-            self.save_checkpoint(state, best, optim_state)
+            self.save_checkpoint(state, best, optim_state, ckpt.outside_model(self.model, objective))
         if best is not None:
             objective.load_state_dict(best)  # dev-selected epoch, never test
         selected = next((r for r in state.history if r["epoch"] == state.best_epoch), {})
@@ -480,10 +485,10 @@ class Trainer:
 
     # ----------------------------------------------------------------- output
 
-    def save_checkpoint(self, state: ckpt.TrainState, best: Any, optim_state: Any) -> None:
+    def save_checkpoint(self, state: ckpt.TrainState, best: Any, optim_state: Any, objective_state: Any = None) -> None:
         state.metrics_rows = self._metrics_rows
         if self.runtime.is_main:
-            ckpt.save_checkpoint(self.run_dir, state, self.model, best, optim_state)
+            ckpt.save_checkpoint(self.run_dir, state, self.model, best, optim_state, objective_state)
         self.runtime.barrier()
 
     def _append_metrics(self, row: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from ..components import Encoder, ModalityOutput
 from ..data.cache import file_identity
 from ..data.types import Sample, Window
 from .batching import BucketBatchSampler, SampleDataset, make_loader
-from .runtime import Runtime, eval_mode
+from .runtime import Runtime, eval_mode, preserved_rng
 
 
 @dataclass
@@ -126,9 +126,9 @@ def compute_outputs(
     logits = torch.zeros(len(samples), encoder.num_classes)
     present = torch.zeros(len(samples), dtype=torch.bool)
     task = progress.add_task(description, total=len(sampler)) if progress is not None else None
-    # fork_rng: a cache miss must not consume the training RNG (the DataLoader draws a
-    # seed from it), or a run's results would depend on what the cache held.
-    with torch.random.fork_rng(devices=[]), eval_mode(encoder), torch.inference_mode(), runtime.autocast():
+    # A cache miss must not consume any training RNG stream (the DataLoader draws a
+    # seed from torch's), or a run's results would depend on what the cache held.
+    with preserved_rng(), eval_mode(encoder), torch.inference_mode(), runtime.autocast():
         for batch in loader:
             batch = batch.to(runtime.device)
             out = encoder(batch.features["x"])

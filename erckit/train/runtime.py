@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from dataclasses import dataclass
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 
 import torch
 
@@ -119,12 +119,61 @@ def setup_runtime(
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
+    numpy = _numpy()
+    if numpy is not None:
+        numpy.random.seed(seed % 2**32)
+
+
+@dataclass
+class RngState:
+    """Every global RNG stream a training step may draw from.
+
+    numpy is one of them: transformers' SpecAugment and LayerDrop for wav2vec2-family
+    audio encoders draw from ``numpy.random`` in training mode.
+    """
+
+    torch: torch.Tensor
+    cuda: list[torch.Tensor] = field(default_factory=list)
+    python: tuple = ()
+    numpy: tuple | None = None
+
+
+def rng_state() -> RngState:
+    numpy = _numpy()
+    return RngState(
+        torch=torch.get_rng_state(),
+        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        python=random.getstate(),
+        numpy=numpy.random.get_state() if numpy is not None else None,
+    )
+
+
+def set_rng_state(state: RngState) -> None:
+    torch.set_rng_state(state.torch)
+    if state.cuda and torch.cuda.is_available() and len(state.cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state.cuda)
+    random.setstate(state.python)
+    numpy = _numpy()
+    if numpy is not None and state.numpy is not None:
+        numpy.random.set_state(state.numpy)
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a block without consuming any RNG stream (e.g. work that only a cache miss does)."""
+    state = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)
+
+
+def _numpy() -> Any:
     try:
         import numpy
-
-        numpy.random.seed(seed % 2**32)
     except ImportError:
-        pass
+        return None
+    return numpy
 
 
 @contextlib.contextmanager

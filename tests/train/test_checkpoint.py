@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 import erckit
 from erckit.cli.main import main
 from erckit.errors import CheckpointError
 from erckit.plugins import get_plugin_manager
 
-from .conftest import CTX, TEXT, read_metrics, run_training, text_stages, write_recipe
+from .conftest import CTX, TEXT, read_metrics, run_training, stage, text_stages, write_recipe
 
 VOLATILE = ("seconds", "train/samples_per_s")
 
@@ -41,8 +42,8 @@ def _interrupt_after(monkeypatch: pytest.MonkeyPatch, stage: str, epoch: int) ->
 
     original = engine.Trainer.save_checkpoint
 
-    def save(self, state, best, optim_state):
-        original(self, state, best, optim_state)
+    def save(self, state, best, optim_state, *rest):
+        original(self, state, best, optim_state, *rest)
         name = self.recipe.stages[state.stage_index].name if state.stage_index < len(self.recipe.stages) else None
         if name == stage and state.epoch == epoch and optim_state is not None:
             raise KeyboardInterrupt
@@ -60,11 +61,11 @@ def test_crash_between_metrics_row_and_checkpoint_leaves_no_duplicate_rows(
     args = ["train", str(recipe_path), "-o", str(out), "--device", "cpu", "--no-progress"]
     original = engine.Trainer.save_checkpoint
 
-    def save(self, state, best, optim_state):
+    def save(self, state, best, optim_state, *rest):
         name = self.recipe.stages[state.stage_index].name if state.stage_index < len(self.recipe.stages) else None
         if name == "students" and state.epoch == 1 and optim_state is not None:
             raise KeyboardInterrupt  # the row for students epoch 1 is written, its checkpoint is not
-        original(self, state, best, optim_state)
+        original(self, state, best, optim_state, *rest)
 
     with monkeypatch.context() as patch:
         patch.setattr(engine.Trainer, "save_checkpoint", save)
@@ -119,6 +120,154 @@ def test_corrupt_latest_checkpoint_is_named_and_previous_is_usable(recipe_path: 
     assert result.test == run_training(load_recipe(recipe_path), tmp_path / "fresh").test
 
 
+class ProjectedKD(torch.nn.Module):
+    """A distiller with its own trainable projection and dropout: the stage trains tensors that
+    the model does not hold, and building it draws from the RNG."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.projection = torch.nn.Linear(dim, dim)
+        self.dropout = torch.nn.Dropout(0.5)
+
+    def forward(self, student: Any, teacher: Any) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(self.projection(self.dropout(student.embedding)), teacher.embedding)
+
+
+def projected_kd(dim: int = 16) -> torch.nn.Module:
+    return ProjectedKD(dim)
+
+
+@pytest.fixture
+def projected_distiller() -> Any:
+    import catalogue
+
+    from erckit import registry
+
+    name = "test.ProjectedKD.v1"
+    registry.distillers.register(name, func=projected_kd)
+    yield name
+    catalogue.REGISTRY.pop((*registry.distillers.namespace, name), None)
+    registry.distillers.origins.pop(name, None)
+
+
+def test_resume_restores_a_distillers_own_parameters_and_the_rng_it_drew(
+    make_recipe, projected_distiller: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The projection is not part of the model: it must come back from the checkpoint, and the RNG
+    its re-initialisation draws on resume must not shift the dropout masks of the next epoch."""
+    common = {"epochs": 3, "lr": 0.01, "batch_size": 8}
+    stages = (
+        stage("supervised", name="teacher", encoders=["text"], **common)
+        + stage("distill", name="students", teacher="text", students=["ctx"], losses=[{"factory": projected_distiller}], **common)
+    )
+    recipe = make_recipe(stages, fuser=False)
+    uninterrupted = run_training(recipe, tmp_path / "full")
+    with monkeypatch.context() as patch:
+        _interrupt_after(patch, "students", 1)
+        with pytest.raises(KeyboardInterrupt):
+            run_training(recipe, tmp_path / "run")
+    resumed = run_training(recipe, tmp_path / "run", resume=True)
+    assert _stable(resumed.history) == _stable(uninterrupted.history)
+
+
+def _resume_cli(recipe: Path, out: Path, capsys: pytest.CaptureFixture, *overrides: str) -> tuple[int, str]:
+    capsys.readouterr()
+    sets = [item for override in overrides for item in ("--set", override)]
+    code = main(["train", str(recipe), "-o", str(out), "--device", "cpu", "--no-progress", "--resume", *sets])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, errors
+    return code, errors[0]
+
+
+@pytest.fixture(scope="module")
+def interrupted(recipe_path: Path) -> Path:
+    """A run stopped after students epoch 1: its latest checkpoint is inside a stage."""
+    out = recipe_path.parent / "interrupted"
+    with pytest.MonkeyPatch.context() as patch:
+        _interrupt_after(patch, "students", 1)
+        assert main(["train", str(recipe_path), "-o", str(out), "--device", "cpu", "--no-progress"]) == 130
+    return out
+
+
+def _safetensors(**tensors: torch.Tensor) -> bytes:
+    from safetensors.torch import save
+
+    return save(tensors)
+
+
+def _pickled(value: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
+GARBAGE = {
+    "python_rng.json: not JSON": ("python_rng.json", b"\x00garbage"),
+    "python_rng.json: not UTF-8": ("python_rng.json", b"\xff\xfe\xfa"),
+    "python_rng.json: a list": ("python_rng.json", b"[1, 2, 3]"),
+    "python_rng.json: a short state": ("python_rng.json", b'{"version": 3, "internal": [1, 2], "gauss": null}'),
+    "python_rng.json: a bad numpy state": (
+        "python_rng.json", b'{"version": 3, "internal": [], "gauss": null, "numpy": {"bit_generator": "MT19937"}}'
+    ),
+    "state.json: a wrong type": ("state.json", b'{"stage_index": "one"}'),
+    "state.json: a list": ("state.json", b"[]"),
+    "state.json: an unknown field": ("state.json", b'{"epochs_done": 1}'),
+    "rng.safetensors: no torch state": ("rng.safetensors", _safetensors(cpu=torch.zeros(2))),
+    "rng.safetensors: a wrong-sized state": ("rng.safetensors", _safetensors(torch=torch.zeros(3, dtype=torch.uint8))),
+    "optimizer.pt: a list": ("optimizer.pt", _pickled([1, 2])),
+    "best.safetensors: garbage": ("best.safetensors", b"\x00garbage"),
+}
+
+
+@pytest.mark.parametrize("name,content", GARBAGE.values(), ids=GARBAGE.keys())
+def test_garbage_checkpoint_file_is_one_line_naming_it(
+    recipe_path: Path, interrupted: Path, tmp_path: Path, capsys: pytest.CaptureFixture, name: str, content: bytes
+) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(interrupted, out)
+    latest, previous = out / "checkpoints" / "latest", out / "checkpoints" / "previous"
+    (latest / name).write_bytes(content)
+    code, error = _resume_cli(recipe_path, out, capsys)
+    assert code == 1
+    assert f"{latest / name} is corrupt or truncated" in error
+    assert f"resume from it with --resume-from {previous}" in error
+
+
+def test_garbage_in_the_only_checkpoint_says_what_to_do(recipe_path: Path, interrupted: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(interrupted, out)
+    shutil.rmtree(out / "checkpoints" / "latest")
+    (out / "checkpoints" / "previous" / "python_rng.json").write_text("[]")
+    code, error = _resume_cli(recipe_path, out, capsys)
+    assert code == 1 and "previous/python_rng.json is corrupt or truncated" in error
+    assert "--resume-from" in error and "--overwrite" in error
+
+
+@pytest.mark.parametrize(
+    "override,file,change",
+    [
+        ("model.encoders.text.dim=32", "model.safetensors", "model.encoders.text.dim: 16 -> 32"),
+        ('stages.students.name="pupils"', "state.json", 'stages.students.name: "students" -> "pupils"'),
+        ('stages.students.losses=[{factory = "test.ProjectedKD.v1"}]', "objective.safetensors", "stages.students.losses"),
+    ],
+    ids=["encoder size", "stage renamed", "distiller with parameters"],
+)
+def test_resume_with_a_changed_recipe_says_the_recipe_differs(
+    recipe_path: Path, interrupted: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+    projected_distiller: str, override: str, file: str, change: str,
+) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(interrupted, out)
+    code, error = _resume_cli(recipe_path, out, capsys, override)
+    assert code == 1
+    assert "corrupt" not in error
+    assert f"cannot resume from {out / 'checkpoints' / 'latest' / file}" in error
+    assert "this recipe differs from the run's" in error and change in error
+    assert "start a new run" in error
+
+
 @pytest.mark.parametrize("name", ["state.json", "optimizer.pt", "rng.safetensors"])
 def test_missing_or_garbage_checkpoint_file(recipe_path: Path, uninterrupted: Path, tmp_path: Path, name: str) -> None:
     from erckit.recipe import load_recipe
@@ -163,3 +312,14 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path: Path, monkeypa
     assert latest == first and {p.name: p.read_bytes() for p in latest.iterdir()} == before
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if ".writing-" in p.name]
     assert ckpt.load_checkpoint(latest, model).state.epoch == 1
+
+
+def test_resume_with_a_change_the_checkpoint_can_hold_warns_and_names_it(
+    recipe_path: Path, interrupted: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(interrupted, out)
+    capsys.readouterr()
+    args = ["train", str(recipe_path), "-o", str(out), "--device", "cpu", "--no-progress", "--resume"]
+    assert main([*args, "--set", "stages.fusion.lr=0.02"]) == 0
+    assert "warning: resuming with a recipe that differs from the run's recipe.toml: stages.fusion.lr: 0.01 -> 0.02" in capsys.readouterr().err
