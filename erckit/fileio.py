@@ -79,8 +79,9 @@ def remove_stale_staging(directory: Path, keep: Path | None = None) -> list[Path
         entries = list(Path(directory).iterdir())
     except OSError:
         return removed
+    kept = Path(keep).absolute() if keep is not None else None  # entries of a relative directory are relative
     for entry in entries:
-        if not is_staging(entry.name) or (keep is not None and entry == keep):
+        if not is_staging(entry.name) or entry.absolute() == kept:
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)

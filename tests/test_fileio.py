@@ -108,3 +108,13 @@ def test_remove_stale_staging_keeps_everything_else(tmp_path: Path) -> None:
         (tmp_path / name).write_text("")
     remove_stale_staging(tmp_path, keep=keep)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".erckit-run", ".latest.writing-now", "latest", "notes.writing-draft.txt"]
+
+
+def test_the_staging_folder_in_use_survives_a_relative_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run directories are often relative (runs/NAME); the folder being written is absolute."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with atomic_directory(Path("runs") / "latest") as staging:
+        remove_stale_staging(Path("runs"), keep=staging)
+        (staging / "state.json").write_text("{}")
+    assert (tmp_path / "runs" / "latest" / "state.json").read_text() == "{}"
