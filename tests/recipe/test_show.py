@@ -75,7 +75,7 @@ def test_show_fills_in_every_default(recipe):
     assert data["stages"][0]["weight_decay"] == 0.01
     assert data["stages"][1]["losses"][0] == {"factory": "telme.ResponseKD.v1", "weight": 1.0, "tau": 2.0, "beta": 1.0, "gamma": 1.0}
     assert data["stages"][2]["name"] == "fuse"
-    assert data["runtime"] == {"device": "cpu", "precision": "fp32", "deterministic": False}
+    assert data["runtime"] == {"device": "cpu", "precision": "fp32", "deterministic": False, "threads": "auto"}
     # unset optional values are shown as comments, not dropped silently
     assert "# output_dir is not set" in text
     assert "# patience is not set" in text
