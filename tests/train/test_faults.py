@@ -187,8 +187,8 @@ def test_stale_staging_folders_are_removed_by_the_next_checkpoint(
     out = tmp_path / "run"
     original = engine.Trainer.save_checkpoint
 
-    def stop_after_first(self: Any, state: Any, best: Any, optim_state: Any) -> None:
-        original(self, state, best, optim_state)
+    def stop_after_first(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
