@@ -39,7 +39,6 @@ def test_demo_deterministic_by_seed(tmp_path: Path) -> None:
 
 def test_demo_signals_and_missing_modalities(tmp_path: Path) -> None:
     summary = write_demo(tmp_path, seed=0)  # the full-size default
-    assert summary.seconds < 15
     total = sum(summary.utterances.values())
     assert 0.25 < summary.ambiguous / total < 0.45
     assert summary.without_audio > 0 and summary.without_video > 0
