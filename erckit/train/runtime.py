@@ -69,13 +69,16 @@ def available_cpus() -> int:
 def configure_threads(requested: int | str = "auto") -> int:
     """Set torch's intra-op threads and return how many.
 
-    ``auto`` gives each local process (torchrun rank) an equal share of the CPUs it may use, so
-    ranks on one host never run more threads than there are CPUs between them. The count never
+    ``auto`` keeps a count set with ``OMP_NUM_THREADS``; otherwise it gives each local process
+    (torchrun rank) an equal share of the CPUs it may use, so ranks on one host never run more
+    threads than there are CPUs between them. The count never
     follows the machine's current load: a run's numbers must not depend on what else was running
     (reductions split over threads round differently). What keeps a busy machine from slowing a
     run out of proportion is the passive OpenMP wait policy the CLI sets (see ``cli.main``).
     """
-    if requested == "auto":
+    if requested == "auto" and os.environ.get("OMP_NUM_THREADS", "").strip().isdigit():
+        threads = torch.get_num_threads()  # the user's choice for every OpenMP program: keep it
+    elif requested == "auto":
         local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
         threads = max(1, available_cpus() // local_ranks)
     elif isinstance(requested, int) and not isinstance(requested, bool) and requested >= 1:

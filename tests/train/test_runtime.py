@@ -23,10 +23,19 @@ def _restore_threads():
 
 def test_auto_uses_the_cpus_of_the_affinity_mask(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert configure_threads("auto") == available_cpus() == torch.get_num_threads()
 
 
+def test_auto_keeps_a_count_set_with_omp_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)  # what torch read from OMP_NUM_THREADS when it loaded
+    assert configure_threads("auto") == 1 == torch.get_num_threads()
+
+
 def test_auto_shares_the_cpus_among_local_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     assert configure_threads("auto") == 2 == torch.get_num_threads()
