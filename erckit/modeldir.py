@@ -23,12 +23,12 @@ import os
 import re
 import stat
 import threading
-from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Mapping
 
+from .data.types import repeated_labels
 from .errors import ModelLoadError
 
 MAX_CONFIG_BYTES = 16 * 2**20
@@ -244,7 +244,7 @@ def check_config(config: Mapping[str, Any], path: Path) -> None:
     labels = config["labels"]
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
         raise ModelLoadError(f"{path}: 'labels' must be a non-empty list of non-empty strings")
-    duplicates = sorted(label for label, n in Counter(labels).items() if n > 1)
+    duplicates = repeated_labels(labels)
     if duplicates:
         raise ModelLoadError(f"{path}: 'labels' has duplicate label(s) {', '.join(map(repr, duplicates))}")
     if not isinstance(config["anchor"], str):

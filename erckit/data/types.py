@@ -8,12 +8,18 @@ are frozen and hashable so they can be part of cache keys.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence, overload
 
 MediaPolicy = Literal["error", "skip", "zero"]
 
+
+
+def repeated_labels(labels: Sequence[str]) -> list[str]:
+    """The labels that occur more than once, sorted: each class needs its own name."""
+    return sorted(label for label, count in Counter(labels).items() if count > 1)
 
 @dataclass(frozen=True)
 class Utterance:

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
 
+from ..data.types import repeated_labels
+
 MediaPolicy = Literal["error", "skip", "zero"]
 
 
@@ -48,7 +50,7 @@ class DataConfig(BaseModel):
         if labels is not None:
             if not labels:
                 raise ValueError("the label list is empty")
-            duplicates = sorted({label for label in labels if labels.count(label) > 1})
+            duplicates = repeated_labels(labels)
             if duplicates:
                 raise ValueError(f"duplicate label(s) {', '.join(map(repr, duplicates))}; each class needs its own name")
         return labels

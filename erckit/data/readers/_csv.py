@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ...errors import DataError
+from ..types import repeated_labels
 
 # Characters that only appear in text that was UTF-8, decoded as cp1252 and
 # re-encoded (e.g. "’" -> "â€™"); their presence triggers the repair attempt.
@@ -182,7 +183,7 @@ def resolve_labels(default: Sequence[str], labels: Sequence[str] | None) -> tupl
     labels = tuple(labels)
     if not labels:
         raise DataError("labels: the label list is empty")
-    duplicates = sorted({l for l in labels if labels.count(l) > 1})
+    duplicates = repeated_labels(labels)
     if duplicates:
         raise DataError(f"labels: duplicate label(s) {', '.join(duplicates)}")
     return labels

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ...errors import DataError
-from ..types import Corpus, Dialogue, Utterance
+from ..types import Corpus, Dialogue, Utterance, repeated_labels
 from ._csv import resolve_labels
 
 SPLITS = ("train", "dev", "test")
@@ -174,7 +174,7 @@ def _default_labels(root: Path, files: dict[str, Path]) -> tuple[str, ...]:
             raise DataError(f"{listing}: invalid JSON: {error}") from None
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise DataError(f"{listing}: expected a non-empty JSON list of label strings")
-        duplicates = sorted({label for label in value if value.count(label) > 1})
+        duplicates = repeated_labels(value)
         if duplicates:
             raise DataError(f"{listing}: duplicate label(s) {', '.join(map(repr, duplicates))}")
         return tuple(value)
