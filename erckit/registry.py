@@ -45,10 +45,14 @@ class Registry(catalogue.Registry):
     unless the call says ``override=True`` (see docs/plugins.md).
     """
 
-    def __init__(self, kind: str, description: str):
+    def __init__(self, kind: str, description: str, *, singular: str, injected: tuple[str, ...] = ()):
         super().__init__(("erckit", kind), entry_points=True)
         self.kind = kind
+        self.singular = singular
         self.description = description
+        # Arguments erckit passes to this registry's factories when their signature names them;
+        # a recipe never sets them (erckit.recipe.resolve).
+        self.injected = frozenset(injected)
         self.origins: dict[str, Origin] = {}
         self.refused: dict[str, str] = {}  # name -> why no plugin's factory is used for it
         self.overrides: dict[str, Origin] = {}  # name -> the origin of the factory an override replaced
@@ -104,7 +108,7 @@ class Registry(catalogue.Registry):
 
     def unknown_message(self, name: str) -> str:
         available = self.names()
-        message = f"unknown {self.kind[:-1]} {name!r}."
+        message = f"unknown {self.singular} {name!r}."
         close = difflib.get_close_matches(name, available, n=1)
         if close:
             message += f" Did you mean {close[0]!r}?"
@@ -174,13 +178,34 @@ def package_of_module(module: str) -> str:
     return top or "?"
 
 
-encoders = Registry("encoders", "turn one modality of an utterance into an embedding and logits")
-distillers = Registry("distillers", "losses between a student's and a teacher's outputs")
-fusers = Registry("fusers", "combine the anchor embedding with other modalities into logits")
-datasets = Registry("datasets", "read a corpus into dialogues with a label set")
+encoders = Registry(
+    "encoders", "turn one modality of an utterance into an embedding and logits",
+    singular="encoder", injected=("num_classes",),
+)
+distillers = Registry(
+    "distillers", "losses between a student's and a teacher's outputs", singular="distiller", injected=("num_classes",)
+)
+fusers = Registry(
+    "fusers", "combine the anchor embedding with other modalities into logits",
+    singular="fuser", injected=("num_classes", "input_dims", "anchor"),
+)
+datasets = Registry("datasets", "read a corpus into dialogues with a label set", singular="dataset")
+stages = Registry(
+    "stages", "stage kinds: what a training stage trains, on which batches, towards which loss", singular="stage kind"
+)
+objectives = Registry(
+    "objectives", "training losses on a head's logits and the labels (and teachers' outputs)",
+    singular="objective", injected=("num_classes", "labels", "class_counts"),
+)
+optimizers = Registry("optimizers", "torch optimisers over a stage's trained parameters", singular="optimizer", injected=("params",))
+schedulers = Registry(
+    "schedulers", "learning-rate schedules over a stage's optimiser steps",
+    singular="scheduler", injected=("optimizer", "run_steps"),
+)
+loggers = Registry("loggers", "where training metrics go (JSON lines, TensorBoard, MLflow, ...)", singular="logger", injected=("run_dir",))
 
 REGISTRIES: dict[str, Registry] = {
-    r.kind: r for r in (encoders, distillers, fusers, datasets)
+    r.kind: r for r in (encoders, distillers, fusers, datasets, stages, objectives, optimizers, schedulers, loggers)
 }
 
 
