@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from erckit.data.types import make_samples
     from erckit.predict import Predictor, predict_with
-    from erckit.train.batching import BucketBatchSampler
+    from erckit.data.batching import BucketBatchSampler
 
     from .timing import best_of_turns
 

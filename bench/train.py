@@ -87,7 +87,7 @@ def bench_fuse(trainer) -> tuple[float, float, float, int]:
     each batch; here erckit's decoder does it, which is faster than TelME's); and the
     optimiser steps in an epoch."""
     from erckit.data.pipeline import MediaResolver
-    from erckit.train.batching import BucketBatchSampler, SampleDataset, make_loader
+    from erckit.data.batching import BucketBatchSampler, SampleDataset, make_loader
     from erckit.train.engine import IndexSource
     from erckit.train.objectives import FuseObjective
 
@@ -163,7 +163,7 @@ def bench_distill(trainer) -> dict[tuple[str, ...], tuple[float, float]]:
 
 
 def _distill_epochs(teacher, teacher_name, students, distillers, outputs, samples, resolver) -> tuple[float, float]:
-    from erckit.train.batching import BucketBatchSampler, SampleDataset, make_loader
+    from erckit.data.batching import BucketBatchSampler, SampleDataset, make_loader
     from erckit.train.frozen import Outputs
     from erckit.train.objectives import DistillObjective
 
@@ -198,7 +198,7 @@ def bench_bucketing(batches: int, batch_size: int = 16) -> tuple[float, float]:
     workers do that beside the model) and the two kinds alternate step by step."""
     from erckit import registry
     from erckit.data.types import make_samples
-    from erckit.train.batching import BucketBatchSampler, SampleDataset, make_loader
+    from erckit.data.batching import BucketBatchSampler, SampleDataset, make_loader
     from erckit.train.objectives import SupervisedObjective
 
     corpus = registry.datasets.get("erckit.MELD.v1")(root=str(MELD))

@@ -130,7 +130,7 @@ class Predictor:
 
     def run(self, samples: Sequence[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
         """Probabilities [N, C] (float32, CPU) and presence [N, E] (bool, encoder order ``self.names``)."""
-        from .train.batching import BucketBatchSampler, SampleDataset, make_loader
+        from .data.batching import BucketBatchSampler, SampleDataset, make_loader
 
         probabilities = torch.zeros(len(samples), self.model.num_classes)
         present = torch.zeros(len(samples), len(self.names), dtype=torch.bool)

@@ -30,7 +30,7 @@ from ..plugins import get_plugin_manager
 from ..terminal import progress_bar
 from ..recipe import DistillStage, FuseStage, Recipe, SupervisedStage, recipe_to_toml
 from . import checkpoint as ckpt
-from .batching import Batch, BucketBatchSampler, SampleDataset, make_loader
+from ..data.batching import Batch, BucketBatchSampler, SampleDataset, make_loader
 from .frozen import Outputs, compute_outputs, samples_digest
 from .objectives import DistillObjective, FuseObjective, IndexBatch, SupervisedObjective
 from .optim import build_optimizer, build_scheduler

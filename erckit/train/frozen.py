@@ -20,7 +20,7 @@ from torch import Tensor
 from ..components import Encoder, ModalityOutput
 from ..data.cache import file_identity
 from ..data.types import Sample, Window
-from .batching import BucketBatchSampler, SampleDataset, make_loader
+from ..data.batching import BucketBatchSampler, SampleDataset, make_loader
 from .runtime import Runtime, eval_mode, preserved_rng
 
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..components import Distiller, Encoder, Fuser, ModalityOutput
-from .batching import Batch
+from ..data.batching import Batch
 from .frozen import Outputs
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from erckit.train.batching import BucketBatchSampler
+from erckit.data.batching import BucketBatchSampler
 
 
 def _lengths(n: int = 1000, seed: int = 1) -> list[int]:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..components import Encoder, Features
-from ..data.types import Sample
+from .types import Sample
+
+if TYPE_CHECKING:  # encoders are above the data layer: duck-typed here, named for readers
+    from ..components import Encoder, Features
 
 
 @dataclass
