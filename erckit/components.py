@@ -11,6 +11,8 @@ Three roles, each an ``nn.Module`` returned by a registered factory:
   [B, num_classes]).
 * ``Distiller``: ``forward(student, teacher)`` -> scalar loss. The engine passes
   only rows where the student's modality is present, and a detached teacher.
+* ``Objective``: ``forward(output, labels, teachers)`` -> scalar training loss
+  of one head (cross-entropy, focal, ...), see the class.
 * ``Fuser``: ``forward(anchor, others)`` -> logits [B, C]. ``anchor`` is the
   teacher's output; ``others`` maps modality names to outputs whose ``mask``
   marks the rows where that modality is present. A fuser must give finite
@@ -131,6 +133,23 @@ class Distiller(nn.Module):
     """A loss between a student's and a (detached) teacher's outputs on the same rows."""
 
     def forward(self, student: ModalityOutput, teacher: ModalityOutput) -> Tensor:  # type: ignore[override]
+        raise NotImplementedError
+
+
+class Objective(nn.Module):
+    """A training loss on one head: ``forward(output, labels, teachers)`` -> scalar.
+
+    ``output`` is the head's ``ModalityOutput`` on the rows being trained (for a fuse
+    stage: the fused logits, embedding = the anchor's), ``labels`` their class indices
+    [B] long, ``teachers`` the detached outputs of the stage's teachers on the same
+    rows, by encoder name (empty when the stage has none). Factories may ask for the
+    injected ``num_classes``, ``labels`` (the label names, class-index order) and
+    ``class_counts`` (training examples per class).
+    """
+
+    def forward(  # type: ignore[override]
+        self, output: ModalityOutput, labels: Tensor, teachers: Mapping[str, ModalityOutput] | None = None
+    ) -> Tensor:
         raise NotImplementedError
 
 
