@@ -114,7 +114,7 @@ class Registry(catalogue.Registry):
             message += f" Did you mean {close[0]!r}?"
         message += f" Available: {', '.join(available) if available else 'none'}."
         namespace = name.split(".", 1)[0]
-        if namespace not in {n.split('.', 1)[0] for n in available}:
+        if namespace != "erckit" and namespace not in {n.split('.', 1)[0] for n in available}:
             message += f" If {name!r} comes from a plugin, install it (e.g. pip install erckit-{namespace})."
         return message
 

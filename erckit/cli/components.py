@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def show_component(name: str) -> int:
-    from ..recipe.signature import INJECTED, factory_parameters
+    from ..recipe.signature import factory_parameters
     from ..registry import REGISTRIES
 
     found = [(kind, registry) for kind, registry in REGISTRIES.items() if name in registry.get_all()]
@@ -57,7 +57,7 @@ def show_component(name: str) -> int:
     kind, registry = found[0]
     factory = registry.get(name)
     origin = registry.origins.get(name)
-    ui.out.print(f"[bold]{ui.escape(name)}[/] ({kind[:-1]})")
+    ui.out.print(f"[bold]{ui.escape(name)}[/] ({registry.singular})")
     if origin is not None:
         ui.out.print(f"plugin {ui.escape(origin.plugin)}, package {ui.escape(origin.package)}")
     ui.out.print(f"factory {ui.escape(_qualified_name(factory))}")
@@ -70,7 +70,7 @@ def show_component(name: str) -> int:
         table.add_column(column, no_wrap=True, overflow="fold")
     parameters = factory_parameters(factory)
     for argument, parameter in parameters.items():
-        if argument in INJECTED:
+        if argument in registry.injected:
             default = "set by erckit"
         elif parameter.default is inspect.Parameter.empty:
             default = "required"

@@ -30,6 +30,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--threads", type=positive_int, metavar="N",
         help="torch intra-op threads (default: the recipe's runtime.threads, auto = the CPUs this process may use)",
     )
+    parser.add_argument(
+        "--logger", action="append", default=[], metavar="NAME",
+        help="also log metrics with this logger: jsonl, tensorboard, mlflow or a registered name (repeatable)",
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.set_defaults(run=run)
 
@@ -37,11 +41,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..recipe import load_recipe
     from ..train import TrainOptions, train
+    from ..train.reporter import Reporter
+    from . import console as ui
 
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    recipe = load_recipe(args.recipe, overrides)
+    recipe = load_recipe(args.recipe, overrides, loggers=args.logger)
     options = TrainOptions(
         output=args.output,
         resume=args.resume,
@@ -52,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         deterministic=args.deterministic,
         threads=args.threads,
         progress=args.progress,
+        reporter=Reporter(ui.console, progress=args.progress),
     )
     train(recipe, Path(args.recipe).stem, options)
     return 0

@@ -17,24 +17,32 @@ import tomllib
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from ..errors import ErckitError, RecipeError, UnknownComponentError, UsageError
+from ..errors import ErckitError, RecipeError, UsageError
 from . import schema
-from .schema import ComponentTable, DistillStage, FuseStage, Recipe, SupervisedStage
-from .signature import check_args
+from . import resolve
+from .schema import Recipe
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
-    """Load, merge, override and validate a recipe; raise ``RecipeError`` listing every problem."""
+def load_recipe(path: str | Path, overrides: Iterable[str] = (), loggers: Iterable[str] = ()) -> Recipe:
+    """Load, merge, override and validate a recipe; raise ``RecipeError`` listing every problem.
+
+    ``loggers`` (``--logger``) are appended to the recipe's ``[[loggers]]`` (default: JSON lines).
+    """
     path = Path(path)
     raw = read_with_extends(path)
     problems: list[str] = []
     raw = substitute_variables(raw, problems)
     _name_stages(raw)  # before --set, so stages.<default name>.key addresses an unnamed stage
     overridden = apply_overrides(raw, list(overrides), problems)
+    loggers = list(loggers)
+    if loggers:
+        present = raw.get("loggers", [{"factory": "erckit.JSONL.v1"}])
+        if isinstance(present, list):
+            raw["loggers"] = [*present, *loggers]
     try:
         recipe = validate(raw, str(path), overridden)
     except RecipeError as error:
@@ -265,18 +273,116 @@ _Missing = _MissingType()
 
 
 def validate(raw: dict[str, Any], source: str, overridden: Mapping[str, str] | None = None) -> Recipe:
+    """Shorthands -> component tables (each against its factory's signature) -> schema -> stage checks.
+
+    Every problem of every step is collected, so one check lists them all.
+    """
     overridden = overridden or {}
     _name_stages(raw)
+    problems = expand_shorthands(raw)
+    problems += check_components(raw)
     try:
         recipe = _validate_schema(raw, overridden)
     except ValidationError as error:
-        problems = [_describe(item, raw, overridden) for item in error.errors()]
-        # Report component problems too, so one check lists everything.
-        raise RecipeError(source, problems + check_raw_components(raw)) from None
-    problems = check_references(recipe) + check_components(recipe)
+        schema_problems = [_describe(item, raw, overridden) for item in error.errors()]
+        raise RecipeError(source, schema_problems + problems) from None
+    problems += check_stages(recipe)
     if problems:
         raise RecipeError(source, problems)
     return recipe
+
+
+def expand_shorthands(raw: dict[str, Any]) -> list[str]:
+    """Stage and logger shorthands (``kind = "fuse"``, ``lr = 1e-4``, ``"tensorboard"``) as full tables."""
+    problems: list[str] = []
+    stages = raw.get("stages")
+    for stage in stages if isinstance(stages, list) else []:
+        if isinstance(stage, dict):
+            problems += schema.expand_stage_shorthands(stage)
+    loggers = raw.setdefault("loggers", [{"factory": "erckit.JSONL.v1"}])  # checked like any other table
+    if isinstance(loggers, list):
+        raw["loggers"] = [
+            {"factory": schema.full_name(item, schema.LOGGERS)} if isinstance(item, str)
+            else ({**item, "factory": schema.full_name(item["factory"], schema.LOGGERS)}
+                  if isinstance(item, dict) and "factory" in item else item)
+            for item in loggers
+        ]
+    return problems
+
+
+def check_components(raw: dict[str, Any]) -> list[str]:
+    """Check every component table of a raw recipe with the one resolver; fill defaults in place.
+
+    Tables of the wrong shape are skipped: the schema reports them.
+    """
+    problems: list[str] = []
+
+    def check(registry: str, parent: Any, key: Any, path: str, selector: str = "factory",
+              reserved: Iterable[str] = ()) -> None:
+        table = parent[key] if isinstance(parent, (dict, list)) else None
+        if not isinstance(table, dict) or not isinstance(table.get(selector), str):
+            return
+        filled, found = resolve.check_table(registry, table, path, key=selector, reserved=reserved)
+        problems.extend(found)
+        if filled is not None and not found:
+            parent[key] = filled
+
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("dataset"), str):
+        filled, found = resolve.check_table("datasets", data, "data", key="dataset", reserved=schema.DATA_RESERVED)
+        problems.extend(found)
+        if filled is not None and not found:
+            # A reader argument named like a [data] key (labels) is that key: its default must not shadow it.
+            data.update({k: v for k, v in filled.items() if k not in schema.DATA_RESERVED})
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    encoders = model.get("encoders")
+    for name in list(encoders) if isinstance(encoders, dict) else []:
+        check("encoders", encoders, name, f"model -> encoders -> {name}")
+    if "fuser" in model:
+        check("fusers", model, "fuser", "model -> fuser")
+    stages = raw.get("stages")
+    for index, stage in enumerate(stages if isinstance(stages, list) else []):
+        if not isinstance(stage, dict):
+            continue
+        where = f"stages -> {stage.get('name') or index}"
+        check("stages", stages, index, where, selector="kind", reserved=schema.STAGE_RESERVED)
+        stage = stages[index]
+        for key, registry in (("objective", "objectives"), ("optimizer", "optimizers"), ("scheduler", "schedulers")):
+            check(registry, stage, key, f"{where} -> {key}")
+    loggers = raw.get("loggers")
+    for index in range(len(loggers) if isinstance(loggers, list) else 0):
+        check("loggers", loggers, index, f"loggers -> {index}")
+    return problems
+
+
+def stage_kinds(recipe: Recipe) -> list[Any]:
+    """Each stage's ``StageKind`` (cheap: stage kind factories build descriptions, not models)."""
+    return [resolve.create("stages", stage.kind_table(), key="kind") for stage in recipe.stages]
+
+
+def check_stages(recipe: Recipe) -> list[str]:
+    """Cross-field rules: unique stage names, the anchor, and each stage kind's own check of the model."""
+    from ..train.stage import ModelView
+
+    problems: list[str] = []
+    encoders = tuple(recipe.model.encoders)
+    if recipe.model.anchor is not None and recipe.model.anchor not in encoders:
+        problems.append(f"model -> anchor: {recipe.model.anchor!r} is not an encoder (have: {', '.join(encoders)})")
+    names = recipe.stage_names()
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"stages -> {name}: two stages share this name; give each a unique 'name'")
+    trained: set[str] = set()
+    for stage in recipe.stages:
+        where = f"stages -> {stage.name}"
+        try:
+            kind = resolve.create("stages", stage.kind_table(), key="kind")
+        except ErckitError as error:
+            problems.append(f"{where}: {error}")
+            continue
+        view = ModelView(encoders, recipe.anchor, recipe.model.fuser is not None, frozenset(trained))
+        problems += [f"{where} -> {problem}" for problem in kind.check(view)]
+        trained.update(kind.trains())
+    return problems
 
 
 def _validate_schema(raw: dict[str, Any], overridden: Mapping[str, str]) -> Recipe:
@@ -312,12 +418,10 @@ def _name_stages(raw: dict[str, Any]) -> None:
 _ALL_KEYS = sorted(
     {
         name
-        for model in (
-            schema.Recipe, schema.DataConfig, schema.ModelConfig, schema.RuntimeConfig,
-            schema.SupervisedStage, schema.DistillStage, schema.FuseStage, schema.DistillLoss,
-        )
+        for model in (schema.Recipe, schema.DataConfig, schema.ModelConfig, schema.RuntimeConfig, schema.StageConfig)
         for name in model.model_fields
     }
+    | set(schema.OPTIMIZER_SHORTHAND_KEYS) | set(schema.SCHEDULER_SHORTHAND_KEYS) | {"class_weights"}
 )
 
 
@@ -328,8 +432,6 @@ def _walk(loc: Sequence[Any], raw: dict[str, Any]) -> tuple[list[str], Any, Any]
     parent: Any = None
     key: Any = None
     for i, part in enumerate(loc):
-        if parts and parts[0] == "stages" and i == 2 and part in ("supervised", "distill", "fuse"):
-            continue  # the union tag pydantic adds
         parent, key = node, part
         if isinstance(part, int) and isinstance(node, list) and part < len(node):
             entry = node[part]
@@ -355,131 +457,4 @@ def _describe(item: dict[str, Any], raw: dict[str, Any], overridden: Mapping[str
         return f"{path}: unknown key{origin}.{hint}"
     if kind == "missing":
         return f"{path}: required key is missing"
-    if kind == "union_tag_invalid" or kind == "union_tag_not_found":
-        return f"{path}: stage kind must be one of supervised, distill, fuse (got {item.get('input', {}).get('kind')!r})" if isinstance(item.get("input"), dict) else f"{path}: {item['msg']}"
     return f"{path}: {item['msg']}{origin} (got {item.get('input')!r})"
-
-
-def check_references(recipe: Recipe) -> list[str]:
-    """Cross-field rules: names that must refer to encoders, stage order, unique names."""
-    problems: list[str] = []
-    encoders = list(recipe.model.encoders)
-    available = ", ".join(encoders)
-    if recipe.model.anchor is not None and recipe.model.anchor not in encoders:
-        problems.append(f"model -> anchor: {recipe.model.anchor!r} is not an encoder (have: {available})")
-    names = recipe.stage_names()
-    for name in sorted({n for n in names if names.count(n) > 1}):
-        problems.append(f"stages -> {name}: two stages share this name; give each a unique 'name'")
-    trained: set[str] = set()
-    for stage in recipe.stages:
-        where = f"stages -> {stage.name}"
-
-        def need(field: str, modality: str) -> None:
-            if modality not in encoders:
-                problems.append(
-                    f"{where} -> {field}: the model has no encoder {modality!r} (have: {available})"
-                )
-
-        if isinstance(stage, SupervisedStage):
-            for m in stage.encoders:
-                need("encoders", m)
-            trained.update(stage.encoders)
-        elif isinstance(stage, DistillStage):
-            need("teacher", stage.teacher)
-            for m in stage.students:
-                need("students", m)
-                if m == stage.teacher:
-                    problems.append(f"{where} -> students: {m!r} cannot distil from itself")
-            trained.update(stage.students)
-        elif isinstance(stage, FuseStage):
-            if recipe.model.fuser is None:
-                problems.append(f"{where}: a fuse stage needs [model.fuser]")
-            used = stage.encoders or encoders
-            for m in stage.encoders or []:
-                need("encoders", m)
-            untrained = [m for m in used if m in encoders and m not in trained]
-            if untrained and not stage.untrained_encoders_reason:
-                problems.append(
-                    f"{where}: fuses encoder(s) {', '.join(untrained)} that no earlier stage trained; "
-                    "train them first, or set untrained_encoders_reason (e.g. \"pretrained encoders\")"
-                )
-    return problems
-
-
-def check_components(recipe: Recipe) -> list[str]:
-    """Resolve every factory name and check its table against the factory's signature."""
-    from .. import registry
-
-    problems: list[str] = []
-
-    def check(kind: registry.Registry, name: str, args: dict[str, Any], path: str) -> dict[str, Any] | None:
-        try:
-            factory = kind.get(name)
-        except UnknownComponentError as error:
-            problems.append(f"{path} -> {'dataset' if kind is registry.datasets else 'factory'}: {error}")
-            return None
-        filled, found = check_args(factory, name, args, path)
-        problems.extend(found)
-        return filled
-
-    filled = check(registry.datasets, recipe.data.dataset, recipe.data.args, "data")
-    if filled is not None:
-        # A reader argument named like a [data] key (labels) is that key: its default must not shadow it.
-        _replace_extra(recipe.data, {k: v for k, v in filled.items() if k not in schema.DATA_RESERVED})
-    for name, table in recipe.model.encoders.items():
-        _check_table(check, registry.encoders, table, f"model -> encoders -> {name}")
-    if recipe.model.fuser is not None:
-        _check_table(check, registry.fusers, recipe.model.fuser, "model -> fuser")
-    for stage in recipe.stages:
-        if isinstance(stage, DistillStage):
-            for i, loss in enumerate(stage.losses):
-                _check_table(check, registry.distillers, loss, f"stages -> {stage.name} -> losses -> {i}")
-    return problems
-
-
-def check_raw_components(raw: dict[str, Any]) -> list[str]:
-    """``check_components`` on the raw TOML data, for recipes that failed schema validation.
-
-    Tables whose shape is wrong are skipped: the schema error already names them.
-    """
-    from .. import registry
-
-    problems: list[str] = []
-
-    def check(kind: registry.Registry, table: Any, path: str, key: str, reserved: Iterable[str]) -> None:
-        if not isinstance(table, dict) or not isinstance(table.get(key), str):
-            return
-        try:
-            factory = kind.get(table[key])
-        except UnknownComponentError as error:
-            problems.append(f"{path} -> {key}: {error}")
-            return
-        args = {k: v for k, v in table.items() if k not in reserved}
-        problems.extend(check_args(factory, table[key], args, path)[1])
-
-    check(registry.datasets, raw.get("data"), "data", "dataset", schema.DATA_RESERVED)
-    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
-    encoders = model.get("encoders")
-    for name, table in (encoders.items() if isinstance(encoders, dict) else []):
-        check(registry.encoders, table, f"model -> encoders -> {name}", "factory", {"factory"})
-    check(registry.fusers, model.get("fuser"), "model -> fuser", "factory", {"factory"})
-    stages = raw.get("stages")
-    for i, stage in enumerate(stages if isinstance(stages, list) else []):
-        if isinstance(stage, dict) and stage.get("kind") == "distill" and isinstance(stage.get("losses"), list):
-            for j, loss in enumerate(stage["losses"]):
-                where = f"stages -> {stage.get('name') or i} -> losses -> {j}"
-                check(registry.distillers, loss, where, "factory", set(schema.DistillLoss.model_fields))
-    return problems
-
-
-def _check_table(check: Any, kind: Any, table: ComponentTable, path: str) -> None:
-    filled = check(kind, table.factory, table.args, path)
-    if filled is not None:
-        _replace_extra(table, filled)
-
-
-def _replace_extra(model: BaseModel, args: dict[str, Any]) -> None:
-    extra = model.__pydantic_extra__
-    assert extra is not None
-    extra.clear()
-    extra.update(args)

@@ -6,7 +6,7 @@ the factory's arguments, checked against its signature in ``validate.py``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
 
@@ -83,57 +83,94 @@ class ModelConfig(Strict):
     fuser: ComponentTable | None = None
 
 
-class StageBase(Strict):
+STAGE_KINDS = {"supervised": "erckit.Supervised.v1", "distill": "erckit.Distill.v1", "fuse": "erckit.Fuse.v1"}
+OPTIMIZERS = {"adamw": "erckit.AdamW.v1", "adam": "erckit.Adam.v1", "sgd": "erckit.SGD.v1"}
+SCHEDULERS = {
+    "linear": "erckit.LinearSchedule.v1", "cosine": "erckit.CosineSchedule.v1", "constant": "erckit.ConstantSchedule.v1",
+}
+LOGGERS = {"jsonl": "erckit.JSONL.v1", "tensorboard": "erckit.TensorBoard.v1", "mlflow": "erckit.MLflow.v1"}
+"""Short names a recipe may use for built-in components (``kind = "distill"``, ``optimizer = "sgd"``)."""
+
+# Stage keys that are shorthands for arguments of the stage's component tables.
+OPTIMIZER_SHORTHAND_KEYS = ("lr", "weight_decay")
+SCHEDULER_SHORTHAND_KEYS = ("warmup_ratio", "warmup_steps")
+
+
+def full_name(name: Any, shorthands: dict[str, str]) -> Any:
+    return shorthands.get(name, name) if isinstance(name, str) else name
+
+
+def expand_stage_shorthands(stage: dict[str, Any]) -> list[str]:
+    """Rewrite a raw stage table's shorthands into component tables, in place; return problems.
+
+    ``kind = "distill"`` -> ``erckit.Distill.v1``; ``optimizer = "adamw"`` and the stage's
+    ``lr``/``weight_decay`` -> ``optimizer = {factory = "erckit.AdamW.v1", lr = ..., ...}``;
+    ``scheduler`` likewise with ``warmup_ratio``/``warmup_steps``; ``class_weights = true`` ->
+    ``objective = "erckit.WeightedCrossEntropy.v1"``. Keys set in a table win over shorthands.
+    """
+    problems: list[str] = []
+    where = f"stages -> {stage.get('name', '?')}"
+    stage["kind"] = full_name(stage.get("kind"), STAGE_KINDS)
+
+    def table(key: str, default: str, shorthands: dict[str, str], moved: tuple[str, ...]) -> None:
+        value = stage.get(key, default)
+        if isinstance(value, str):
+            value = {"factory": full_name(value, shorthands)}
+        elif isinstance(value, dict) and "factory" in value:
+            value = {**value, "factory": full_name(value["factory"], shorthands)}
+        else:
+            return  # the schema reports the wrong shape
+        for short in moved:
+            if short in stage:
+                value.setdefault(short, stage.pop(short))
+        stage[key] = value
+
+    table("optimizer", "adamw", OPTIMIZERS, OPTIMIZER_SHORTHAND_KEYS)
+    table("scheduler", "linear", SCHEDULERS, SCHEDULER_SHORTHAND_KEYS)
+    class_weights = stage.pop("class_weights", None)
+    if class_weights is not None and not isinstance(class_weights, bool):
+        problems.append(f"{where} -> class_weights: expected true or false (got {class_weights!r})")
+    if class_weights is True and "objective" in stage:
+        problems.append(
+            f"{where}: class_weights = true is a shorthand for objective = \"erckit.WeightedCrossEntropy.v1\"; "
+            "set one of them"
+        )
+    default_objective = "erckit.WeightedCrossEntropy.v1" if class_weights is True else "erckit.CrossEntropy.v1"
+    table("objective", default_objective, {}, ())
+    return problems
+
+
+class StageConfig(BaseModel):
+    """One ``[[stages]]`` table: what every stage kind shares. Keys not declared here are the
+    arguments of the stage kind's factory (``encoders``, ``teacher``, ``students``...), checked
+    against its signature like any component table."""
+
+    model_config = ConfigDict(extra="allow", validate_default=True)
     name: str | None = None
+    kind: str = Field(description="a registered stage kind (erckit.Supervised.v1 or short: supervised, distill, fuse)")
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(8, ge=1)
     eval_batch_size: int | None = Field(None, ge=1)
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimiser step")
-    lr: float = Field(1e-5, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
-    scheduler: Literal["linear", "cosine", "constant"] = "linear"
-    warmup_ratio: float = Field(0.0, ge=0, le=1, description="warm-up as a fraction of optimiser steps")
-    warmup_steps: int | None = Field(None, ge=0, description="warm-up in optimiser steps (overrides warmup_ratio)")
     max_grad_norm: float | None = Field(1.0, gt=0)
     patience: int | None = Field(None, ge=1, description="stop after N epochs without dev weighted-F1 gain")
     # Strict: pydantic would read "no" or 0 as false and "yes" as true; a recipe says true or false.
-    class_weights: StrictBool = False
     bucket_by_length: StrictBool = True
+    precision: Literal["fp32", "bf16", "fp16"] | None = Field(None, description="this stage's precision (default: runtime's)")
+    objective: ComponentTable
+    optimizer: ComponentTable
+    scheduler: ComponentTable
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The stage kind's arguments."""
+        return dict(self.__pydantic_extra__ or {})
+
+    def kind_table(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self.args}
 
 
-class SupervisedStage(StageBase):
-    """Train encoders (each with its own head) with cross-entropy."""
-
-    kind: Literal["supervised"]
-    encoders: list[str] = Field(min_length=1)
-
-
-class DistillLoss(ComponentTable):
-    weight: float = Field(1.0, ge=0)
-
-
-class DistillStage(StageBase):
-    """Train students with CE plus weighted distillers against a frozen teacher."""
-
-    kind: Literal["distill"]
-    teacher: str
-    students: list[str] = Field(min_length=1)
-    ce_weight: float = Field(1.0, ge=0)
-    losses: list[DistillLoss] = Field(default_factory=list)
-
-
-class FuseStage(StageBase):
-    """Train the fuser on frozen encoders."""
-
-    kind: Literal["fuse"]
-    encoders: list[str] | None = Field(None, description="encoders feeding the fuser (default: all)")
-    untrained_encoders_reason: str | None = Field(
-        None, description="why fusing encoders no earlier stage trained is intended (e.g. pretrained)"
-    )
-
-
-Stage = Annotated[Union[SupervisedStage, DistillStage, FuseStage], Field(discriminator="kind")]
+STAGE_RESERVED = frozenset(StageConfig.model_fields)
 
 
 class RuntimeConfig(Strict):
@@ -157,7 +194,11 @@ class Recipe(Strict):
     output_dir: str | None = Field(None, description="run directory (default: runs/<recipe name>)")
     data: DataConfig
     model: ModelConfig
-    stages: list[Stage] = Field(min_length=1)
+    stages: list[StageConfig] = Field(min_length=1)
+    loggers: list[ComponentTable] = Field(
+        default_factory=lambda: [ComponentTable(factory="erckit.JSONL.v1")],
+        description="where metrics go (default: metrics.jsonl in the run directory)",
+    )
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
     def stage_names(self) -> list[str]:
@@ -167,7 +208,7 @@ class Recipe(Strict):
     def anchor(self) -> str:
         return self.model.anchor or next(iter(self.model.encoders))
 
-    def stage(self, name: str) -> Stage:
+    def stage(self, name: str) -> StageConfig:
         for stage in self.stages:
             if stage.name == name:
                 return stage

@@ -10,7 +10,8 @@ from typing import Any, Callable
 
 from pydantic import ConfigDict, StrictBool, ValidationError, create_model
 
-# Arguments erckit supplies itself when a factory's signature asks for them.
+# Arguments erckit supplies to model components (encoders, distillers, fusers) when their
+# signature asks for them; each registry declares its own set (``Registry.injected``).
 INJECTED = frozenset({"num_classes", "input_dims", "anchor"})
 
 
@@ -63,17 +64,21 @@ def _resolved_annotation(factory: Callable[..., Any], parameter: inspect.Paramet
 
 
 def check_args(
-    factory: Callable[..., Any], name: str, args: dict[str, Any], path: str
+    factory: Callable[..., Any], name: str, args: dict[str, Any], path: str, injected: frozenset[str] = INJECTED
 ) -> tuple[dict[str, Any], list[str]]:
-    """Return (arguments with defaults filled in, problems) for one component table."""
+    """Return (arguments with defaults filled in, problems) for one component table.
+
+    ``injected`` names the arguments erckit passes itself: a table may not set them, and
+    a factory requiring one is not missing it.
+    """
     parameters = factory_parameters(factory)
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values())
-    settable = {n: p for n, p in parameters.items() if n not in INJECTED}
+    settable = {n: p for n, p in parameters.items() if n not in injected}
     problems: list[str] = []
     for key in args:
         if key in settable or accepts_any:
             continue
-        if key in INJECTED and key in parameters:
+        if key in injected and key in parameters:
             problems.append(f"{path} -> {key}: set by erckit, not by the recipe ({name})")
             continue
         close = difflib.get_close_matches(key, settable, n=1)
