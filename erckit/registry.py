@@ -79,6 +79,13 @@ class Registry(catalogue.Registry):
 
         return do_register(func) if func is not None else do_register
 
+    def unregister(self, name: str) -> None:
+        """Forget ``name`` (tests, and plugins undoing their own registration)."""
+        # catalogue has no public way to unregister; its REGISTRY dict is public.
+        catalogue.REGISTRY.pop((*self.namespace, name), None)
+        self.origins.pop(name, None)
+        self.overrides.pop(name, None)
+
     def _has(self, name: str) -> bool:
         return catalogue.check_exists(*self.namespace, name)
 
