@@ -34,6 +34,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 BUILTIN_PLUGINS = (
     "erckit.builtin.components",
     "erckit.builtin.datasets",
+    "erckit.builtin.training",
 )
 
 
