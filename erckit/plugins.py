@@ -35,6 +35,7 @@ BUILTIN_PLUGINS = (
     "erckit.builtin.components",
     "erckit.builtin.datasets",
     "erckit.builtin.stages",
+    "erckit.builtin.training",
 )
 
 
