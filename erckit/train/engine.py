@@ -327,6 +327,9 @@ class Trainer:
             self.hooks.on_epoch_end(run=self.info, stage=name, epoch=row["epoch"], metrics=_numbers(row))
 
         loop = StageLoop(stage, plan, self.model, self.runtime, self.labels, self.report, epoch_done, self.save_checkpoint)
+        if self.runtime.is_main:
+            count = sum(p.numel() for p in plan.module.parameters())
+            self.report.line(f"stage {escape(name)}: training {count:,} parameters of {escape(type(plan.module).__name__)}")
         if not loop.trainable():
             # e.g. LateFusion with fixed weights: nothing to optimise, only to measure.
             dev = loop.evaluate()
