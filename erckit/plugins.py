@@ -36,6 +36,7 @@ BUILTIN_PLUGINS = (
     "erckit.builtin.datasets",
     "erckit.builtin.stages",
     "erckit.builtin.training",
+    "erckit.builtin.loggers",
 )
 
 
