@@ -346,8 +346,8 @@ def check_components(raw: dict[str, Any], overridden: Mapping[str, str] | None =
         if not isinstance(stage, dict):
             continue
         where = f"stages -> {stage.get('name') or index}"
+        problems += _unknown_stage_keys(stage, where, overridden or {})  # removed: the kind's table stays checkable
         before = len(problems)
-        problems += _unknown_stage_keys(stage, where, overridden or {})
         check("stages", stages, index, where, selector="kind", reserved=schema.STAGE_RESERVED)
         if len(problems) > before and "unknown stage kind" in problems[before]:
             problems[before] += f" Short names: {', '.join(schema.STAGE_KINDS)}."
@@ -413,6 +413,9 @@ def check_stages(raw: dict[str, Any]) -> list[str]:
     trained: set[str] = set()
     for stage in stages:
         if not stage.get(_CHECKED):
+            # What a broken stage trains is unknown: assume everything, so later stages are not
+            # blamed for its problem (already reported).
+            trained.update(encoders)
             continue
         where = f"stages -> {stage.get('name')}"
         table = {k: v for k, v in stage.items() if k not in schema.STAGE_RESERVED and k != _CHECKED}

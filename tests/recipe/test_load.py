@@ -414,7 +414,7 @@ def test_fuse_stage_needs_trained_encoders_or_a_reason(tmp_path: Path):
     problems = problems_of(write(tmp_path, "r.toml", text))
     assert len(problems) == 1 and "no earlier stage trained" in problems[0]
     ok = write(tmp_path, "ok.toml", text + 'untrained_encoders_reason = "pretrained encoders"\n')
-    assert load_recipe(ok).stages[0].kind == "fuse"
+    assert load_recipe(ok).stages[0].kind == "erckit.Fuse.v1"
 
 
 def test_duplicate_stage_names(tmp_path: Path):
