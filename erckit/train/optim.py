@@ -116,21 +116,3 @@ def schedule(
     return get_scheduler(
         kind, optimizer, num_warmup_steps=warmup, num_training_steps=horizon, scheduler_specific_kwargs=extra
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Adapters for the engine's stage options (optimizer = "adamw", scheduler = "linear", ...), used
-# until the engine builds its optimiser and schedule from the registered components.
-
-
-def build_optimizer(stage: Any, module: nn.Module) -> torch.optim.Optimizer:
-    params = list(module.named_parameters())
-    if stage.optimizer in ("adamw", "adam"):
-        return adam(params, decoupled=stage.optimizer == "adamw", lr=stage.lr, weight_decay=stage.weight_decay,
-                    betas=(0.9, 0.999), eps=1e-8)
-    return sgd(params, lr=stage.lr, weight_decay=stage.weight_decay, momentum=0.9, nesterov=False)
-
-
-def build_scheduler(stage: Any, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    return schedule(stage.scheduler, optimizer, run_steps=total_steps, warmup_ratio=stage.warmup_ratio,
-                    warmup_steps=stage.warmup_steps)

@@ -18,9 +18,10 @@ from erckit.builtin.training import (
     sgd_optimizer,
 )
 from erckit.errors import ErckitError
-from erckit.recipe.schema import SupervisedStage
+from erckit.recipe import resolve
+from erckit.recipe.schema import expand_stage_shorthands
 from erckit.train import optim
-from erckit.train.optim import build_optimizer, build_scheduler, decay_groups, schedule_horizon
+from erckit.train.optim import decay_groups, schedule_horizon
 
 
 def named(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -204,23 +205,27 @@ def test_bad_schedule_arguments_are_erckit_errors(arguments: dict, message: str)
         cosine_schedule(optimizer, run_steps=10, **arguments)
 
 
-# ------------------------------------------------- adapters for the engine's stage options
-
-
-def _stage(**fields) -> SupervisedStage:
-    return SupervisedStage(kind="supervised", encoders=["text"], **fields)
+# ------------------------------------------------- the stage shorthands build the same components
 
 
 @pytest.mark.parametrize("name, kind", [("adamw", torch.optim.AdamW), ("adam", torch.optim.Adam), ("sgd", torch.optim.SGD)])
-def test_stage_options_still_build_the_optimizer(name: str, kind: type) -> None:
-    optimizer = build_optimizer(_stage(optimizer=name, lr=0.2, weight_decay=0.3), nn.Linear(2, 2))
+def test_stage_shorthands_build_the_registered_optimizer(name: str, kind: type) -> None:
+    stage = {"name": "s", "kind": "supervised", "optimizer": name, "lr": 0.2, "weight_decay": 0.3}
+    assert expand_stage_shorthands(stage) == []
+    table, problems = resolve.check_table("optimizers", stage["optimizer"], "stages -> s -> optimizer")
+    assert problems == []
+    optimizer = resolve.create("optimizers", table, params=list(nn.Linear(2, 2).named_parameters()))
     assert isinstance(optimizer, kind)
     assert [(g["lr"], g["weight_decay"]) for g in optimizer.param_groups] == [(0.2, 0.3), (0.2, 0.0)]
 
 
-def test_stage_options_still_build_the_schedule() -> None:
-    optimizer = build_optimizer(_stage(lr=1.0, optimizer="sgd"), nn.Linear(2, 2))
-    scheduler = build_scheduler(_stage(scheduler="linear", warmup_steps=2), optimizer, total_steps=6)
+def test_stage_shorthands_build_the_registered_schedule() -> None:
+    stage = {"name": "s", "kind": "supervised", "optimizer": "sgd", "lr": 1.0, "scheduler": "linear", "warmup_steps": 2}
+    expand_stage_shorthands(stage)
+    optimizer = resolve.create("optimizers", resolve.check_table("optimizers", stage["optimizer"], "o")[0],
+                               params=list(nn.Linear(2, 2).named_parameters()))
+    scheduler = resolve.create("schedulers", resolve.check_table("schedulers", stage["scheduler"], "s")[0],
+                               optimizer=optimizer, run_steps=6)
     seen = []
     for _ in range(6):
         seen.append(optimizer.param_groups[0]["lr"])
