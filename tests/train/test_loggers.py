@@ -266,7 +266,8 @@ def test_mlflow_failed_training_ends_the_run_failed_and_a_fresh_start_makes_a_ne
     assert history(client, second.info.run_id, "teacher/train/loss") == [(1, 1.0)]
 
 
-def test_mlflow_given_tracking_uri_and_resume_continues_the_same_run(tmp_path, mlflow_client_class):
+def test_mlflow_given_tracking_uri_and_resume_continues_the_same_run(tmp_path, mlflow_client_class, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a new experiment in a given local database keeps its artifacts in ./mlruns (MLflow's default)
     uri = f"sqlite:///{tmp_path / 'shared.db'}"
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -279,6 +280,7 @@ def test_mlflow_given_tracking_uri_and_resume_continues_the_same_run(tmp_path, m
         logger.log(row)
     logger.finish(model_dir(tmp_path))
     assert not (run_dir / "mlflow").exists()  # the given store was used
+    assert (tmp_path / "mlruns").is_dir()
     client = mlflow_client_class(tracking_uri=uri)
     run = only_run(client)  # one run, continued
     assert run.info.status == "FINISHED"
