@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any, Literal, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..components import Encoder, Features, ModalityOutput
 from ..data.frames import checked_frames, pick_frames, prepare_frames, resize_and_crop
