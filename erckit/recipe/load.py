@@ -282,6 +282,7 @@ def validate(raw: dict[str, Any], source: str, overridden: Mapping[str, str] | N
     _name_stages(raw)
     problems = expand_shorthands(raw)
     problems += check_components(raw, overridden)
+    problems = _mark_overridden(problems, overridden)
     problems += check_stages(raw)
     try:
         recipe = _validate_schema(raw, overridden)
@@ -291,6 +292,21 @@ def validate(raw: dict[str, Any], source: str, overridden: Mapping[str, str] | N
     if problems:
         raise RecipeError(source, problems)
     return recipe
+
+
+def _mark_overridden(problems: list[str], overridden: Mapping[str, str]) -> list[str]:
+    """Say "(from --set)" on a component problem whose key came from the command line, also when it
+    was set through a stage shorthand (``--set stages.teacher.lr=...`` is ``optimizer -> lr``)."""
+    marked = []
+    for problem in problems:
+        parts = problem.split(":", 1)[0].split(" -> ")
+        dotted = {".".join(parts)}
+        if len(parts) == 4 and parts[0] == "stages" and parts[2] in ("optimizer", "scheduler"):
+            dotted.add(f"stages.{parts[1]}.{parts[3]}")
+        if "(from --set)" not in problem and dotted & set(overridden):
+            problem += " (from --set)"
+        marked.append(problem)
+    return marked
 
 
 def expand_shorthands(raw: dict[str, Any]) -> list[str]:

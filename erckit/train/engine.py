@@ -27,6 +27,7 @@ from ..model import ERCModel
 from ..plugins import get_plugin_manager
 from ..recipe import Recipe, recipe_to_dict, recipe_to_toml, resolve
 from ..recipe.load import stage_kinds
+from ..recipe.schema import short_kind
 from ..terminal import escape
 from . import checkpoint as ckpt
 from ..data.batching import Batch, BucketBatchSampler, SampleDataset, make_loader
@@ -303,8 +304,7 @@ class Trainer:
                 self.report.line(f"[green]model written to[/] {escape(model_dir)}")
             failed = False
         finally:
-            for logger in self.loggers:
-                logger.finish(None if failed else self.run_dir / "model")
+            self.finish_loggers(failed)
         self.runtime.barrier()
         return TrainResult(self.run_dir, model_dir, test, self.history())
 
@@ -314,7 +314,7 @@ class Trainer:
         name = stage.name or stage.kind
         self.stage = stage
         if self.runtime.is_main:
-            self.report.rule(f"stage {name} ({stage.kind})")
+            self.report.rule(f"stage {name} ({short_kind(stage.kind)})")
             self.hooks.on_stage_start(run=self.info, stage=name, kind=stage.kind)
         plan = kind.build(self)
         for parameter in self.model.parameters():
@@ -388,6 +388,18 @@ class Trainer:
         if self.runtime.is_main:
             ckpt.save_checkpoint(self.run_dir, state, self.model, best, optim_state, objective_state)
         self.runtime.barrier()
+
+    def finish_loggers(self, failed: bool) -> None:
+        """Finish every logger, even when one of them fails to; then raise the first failure
+        (unless training itself failed: that error is the one to see)."""
+        errors = []
+        for logger in self.loggers:
+            try:
+                logger.finish(None if failed else self.run_dir / "model")
+            except Exception as error:  # noqa: BLE001 - re-raised below, after the others finished
+                errors.append(error)
+        if errors and not failed:
+            raise errors[0]
 
     def log_row(self, row: dict[str, Any]) -> None:
         """One metrics row to every logger (rank 0); counted, so a resume forgets rows after its checkpoint."""
