@@ -54,10 +54,10 @@ def _data_config(source: Recipe | DataConfig) -> DataConfig:
 
 def load_corpus(source: Recipe | DataConfig) -> Corpus:
     """The recipe's dataset: its registered reader called with the ``[data]`` table's reader arguments."""
-    from .. import registry
+    from .resolve import create
 
     data = _data_config(source)
-    return registry.datasets.get(data.dataset)(**data.args)
+    return create("datasets", {"dataset": data.dataset, **data.args}, key="dataset")
 
 
 def split_name(data: DataConfig, role: str) -> str | None:

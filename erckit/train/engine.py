@@ -19,13 +19,14 @@ import torch
 from torch import Tensor
 
 from ..data.context import count_truncations
-from ..data.types import Sample, make_samples
+from ..data.types import Sample
 from ..errors import ErckitError, UsageError
 from ..fileio import atomic_write_text, remove_stale_staging
 from ..metrics import classification_report
 from ..model import ERCModel
 from ..plugins import get_plugin_manager
 from ..recipe import Recipe, recipe_to_dict, recipe_to_toml, resolve
+from ..recipe.corpus import encoder_media
 from ..recipe.load import stage_kinds
 from ..recipe.schema import short_kind
 from ..terminal import escape
@@ -156,33 +157,16 @@ class Trainer:
     # ------------------------------------------------------------------ setup
 
     def load_data(self) -> tuple[list[str], Splits]:
-        from ..data.cache import DiskCache
-        from ..data.pipeline import MediaResolver
+        # The same functions `erckit data prepare` uses, so it fills exactly the cache read here.
+        from ..recipe.corpus import media_resolver, problem_lines, recipe_splits
 
-        data = self.recipe.data
-        corpus = resolve.create("datasets", {"dataset": data.dataset, **data.args}, key="dataset")
-        labels = list(data.labels or corpus.labels)
-
-        def split(name: str | None) -> list[Sample]:
-            if name is None or name not in corpus.splits:
-                return []
-            # Every split trains or scores: an unlabelled utterance is an error, named.
-            return make_samples(corpus.split(name), labels, max_context=data.max_context, require_labels=True)
-
-        splits = Splits(split(data.train_split), split(data.dev_split), split(data.test_split))
-        if not splits.train:
-            raise ErckitError(f"{data.dataset}: split {data.train_split!r} is empty or missing")
-        if not splits.dev:
-            raise ErckitError(f"{data.dataset}: split {data.dev_split!r} is empty or missing; dev selects the best epoch")
-        if self.runtime.is_main and corpus.problems:
-            for problem in corpus.problems[:20]:
-                self.report.warning(problem)
-            if len(corpus.problems) > 20:
-                self.report.warning(f"... and {len(corpus.problems) - 20} more data problems")
-        self.cache = DiskCache(data.cache_dir)
-        self.cache.ensure_writable()  # now, not when the first frozen outputs are stored epochs later
-        self.resolver = MediaResolver(self.cache, data.media_policy)
-        return labels, splits
+        data = recipe_splits(self.recipe)
+        if self.runtime.is_main:
+            for line in problem_lines(data.problems):
+                self.report.warning(line)
+        self.resolver = media_resolver(self.recipe)
+        self.cache = self.resolver.cache
+        return data.labels, Splits(**data.splits)
 
     def start_loggers(self, resumed_rows: int | None) -> None:
         params = recipe_to_dict(self.recipe)
@@ -198,7 +182,7 @@ class Trainer:
 
     def usable(self, samples: list[Sample], names: Iterable[str], split: str) -> list[Sample]:
         """Decode media the encoders need once (into the cache); drop samples the policy skips."""
-        specs = tuple(sorted({self.model.encoders[n].media for n in names if self.model.encoders[n].media is not None}, key=repr))
+        specs = encoder_media(self.model.encoders[n] for n in names)
         if not specs or not samples:
             return list(samples)
         key = (split, specs)
