@@ -122,8 +122,8 @@ class ERCModel(nn.Module):
         """
         from functools import partial
 
-        from . import registry
         from .modelconfig import check_components, with_tables
+        from .recipe import resolve
 
         failure = ModelLoadError if assets is not None else ErckitError
         if not isinstance(config, SavedModelConfig):
@@ -137,21 +137,19 @@ class ERCModel(nn.Module):
         num_classes = config.num_classes
         encoders: dict[str, Encoder] = {}
         for name, table in encoder_tables.items():
-            factory_name, args = table["factory"], {k: v for k, v in table.items() if k != "factory"}
-            factory = registry.encoders.get(factory_name)
+            factory_name = table["factory"]
             directory = assets / "encoders" / name if assets is not None else None
-            build = partial(_build_encoder, factory, args, num_classes, directory)
+            build = partial(_build_encoder, table, num_classes, directory)
             encoders[name] = _rebuilt(build, f"encoder {name!r} ({factory_name})", directory)
             _check_encoder(name, factory_name, encoders[name], num_classes)
         anchor = config.anchor
         ordered = [anchor, *(n for n in encoders if n != anchor)]
         fuser = None
         if fuser_table is not None:
-            factory_name, args = fuser_table["factory"], {k: v for k, v in fuser_table.items() if k != "factory"}
-            factory = registry.fusers.get(factory_name)
+            factory_name = fuser_table["factory"]
             dims = {n: encoders[n].dim for n in ordered}
             fuser = _rebuilt(
-                lambda: _call(factory, args, num_classes=num_classes, input_dims=dims, anchor=anchor),
+                lambda: resolve.create("fusers", fuser_table, num_classes=num_classes, input_dims=dims, anchor=anchor),
                 f"fuser ({factory_name})",
                 assets,
             )
@@ -286,21 +284,14 @@ def _rebuilt(build: Callable[[], Any], what: str, assets: Path | None) -> Any:
         raise ModelLoadError(f"{assets}: {what} cannot be rebuilt from the saved files: {type(error).__name__}: {one_line(error)}") from None
 
 
-def _build_encoder(factory: Any, args: Mapping[str, Any], num_classes: int, assets: Path | None) -> Any:
+def _build_encoder(table: Mapping[str, Any], num_classes: int, assets: Path | None) -> Any:
     from contextlib import nullcontext
 
     from .hf import rebuild_from_assets
+    from .recipe import resolve
 
     with rebuild_from_assets(assets) if assets is not None else nullcontext():
-        return _call(factory, args, num_classes=num_classes)
-
-
-def _call(factory: Any, args: Mapping[str, Any], **injected: Any) -> Any:
-    from .recipe.signature import factory_parameters
-
-    accepted = factory_parameters(factory)
-    extra = {k: v for k, v in injected.items() if k in accepted and k not in args}
-    return factory(**args, **extra)
+        return resolve.create("encoders", table, num_classes=num_classes)
 
 
 def _check_encoder(name: str, factory: str, encoder: Any, num_classes: int) -> None:

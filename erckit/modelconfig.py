@@ -276,14 +276,17 @@ def check_components(
     """Check every component table against its factory's signature.
 
     Returns (encoder tables, fuser table, problems); the tables have every default filled in, with
-    the values the factories' signatures validated (what the factories are called with).
+    the values the factories' signatures validated (what the factories are called with). The
+    recipe's resolver does the checking, so a model table is held to exactly a recipe table's rules.
     """
+    from .recipe.resolve import check_table
+
     where = where or {}
     problems: list[str] = []
     encoders: dict[str, dict[str, Any]] = {}
     for name, component in config.encoders.items():
         path = f"{where.get('encoders', 'encoders')} -> {name}"
-        filled, found = _check_component_table("encoders", component.table(), path)
+        filled, found = check_table("encoders", component.table(), path)
         if filled is None:
             found = _unknown_with_origin(found, path, component.factory, config.components)
         problems.extend(found)
@@ -291,34 +294,12 @@ def check_components(
     fuser = None
     if config.fuser is not None:
         path = where.get("fuser", "fuser")
-        filled, found = _check_component_table("fusers", config.fuser.table(), path)
+        filled, found = check_table("fusers", config.fuser.table(), path)
         if filled is None:
             found = _unknown_with_origin(found, path, config.fuser.factory, config.components)
         problems.extend(found)
         fuser = filled if filled is not None else config.fuser.table()
     return encoders, fuser, problems
-
-
-def _check_component_table(registry_name: str, table: Mapping[str, Any], path: str) -> tuple[dict[str, Any] | None, list[str]]:
-    """(the table with defaults filled in, or None if its factory is unknown; problems).
-
-    The same contract as ``erckit.recipe.resolve.check_table(registry_name, table, path, key="factory")``,
-    which replaces this function once the resolver lands.
-    """
-    from . import registry as registries
-    from .errors import UnknownComponentError
-    from .recipe.signature import check_args
-
-    registry = registries.get_registry(registry_name)
-    name = table.get("factory")
-    if not isinstance(name, str):
-        return None, [f"{path} -> factory: required: the name of a registered {registry.singular}"]
-    try:
-        factory = registry.get(name)
-    except UnknownComponentError as error:
-        return None, [f"{path} -> factory: {error}"]
-    filled, problems = check_args(factory, name, {k: v for k, v in table.items() if k != "factory"}, path)
-    return {"factory": name, **filled}, problems
 
 
 def _unknown_with_origin(problems: list[str], path: str, factory: str, components: Mapping[str, str]) -> list[str]:

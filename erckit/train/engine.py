@@ -282,6 +282,7 @@ class Trainer:
             if self.runtime.is_main:
                 self.model.to("cpu")
                 remove_stale_staging(self.run_dir)  # of a killed earlier attempt; we hold the run's lock
+                self.model.training_recipe = recipe_to_toml(self.recipe, header="resolved recipe of this run")
                 self.model.save_pretrained(model_dir)
                 self.model.to(self.runtime.device)
                 self.hooks.on_train_end(run=self.info, metrics=test)
