@@ -176,7 +176,7 @@ def test_format_2_holds_the_model_config_and_the_recipe_beside_it(v2_dir: Path) 
     }
     assert "stages" not in json.dumps(config) and "runtime" not in config
     recipe = tomllib.loads((v2_dir / TRAINING_RECIPE_FILE).read_text(encoding="utf-8"))
-    assert [s["kind"] for s in recipe["stages"]] == ["supervised", "fuse"]
+    assert [s["kind"] for s in recipe["stages"]] == ["erckit.Supervised.v1", "erckit.Fuse.v1"]
     assert recipe["model"]["encoders"]["audio"]["n_mels"] == 16
 
 

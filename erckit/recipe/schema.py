@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from ..data.types import repeated_labels
 
@@ -165,6 +165,18 @@ class StageConfig(BaseModel):
     objective: ComponentTable
     optimizer: ComponentTable
     scheduler: ComponentTable
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, data: Any) -> Any:
+        # load_recipe expands them first (to report their problems with the rest); a stage built
+        # directly from data (Recipe.model_validate) gets the same reading.
+        if isinstance(data, dict):
+            data = dict(data)
+            problems = expand_stage_shorthands(data)
+            if problems:
+                raise ValueError("; ".join(problems))
+        return data
 
     @property
     def args(self) -> dict[str, Any]:
