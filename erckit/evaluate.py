@@ -120,11 +120,11 @@ def load_dialogues(source: str | Path, split: str = "test") -> list["Dialogue"]:
             raise DataError(f"{path}: no split {split!r} ({file.name} missing); available: {', '.join(found) or 'none'}")
         path = file
     elif path.suffix == ".toml":
-        from . import registry
         from .recipe import load_recipe
+        from .recipe.corpus import load_corpus
 
         recipe = load_recipe(path)
-        corpus = registry.datasets.get(recipe.data.dataset)(**recipe.data.args)
+        corpus = load_corpus(recipe)  # the reader training used, with the recipe's arguments
         dialogues = corpus.split(split)
         _report_problems(corpus.problems)
         return dialogues
