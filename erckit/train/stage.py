@@ -102,7 +102,8 @@ class StageContext(Protocol):
         """``samples`` whose media ``encoders`` need is decoded (cached) and not skipped by the media policy."""
 
     def loader(self, encoders: "Mapping[str, Encoder]", split: str, *, shuffle: bool) -> BatchSource:
-        """Featurised, length-bucketed ``Batch``es of the usable samples of ``split`` for ``encoders``."""
+        """Featurised, length-bucketed ``Batch``es of the usable samples of ``split`` for ``encoders``;
+        its ``samples`` are those samples, in the order ``Batch.indices`` refer to."""
 
     def frozen_outputs(self, encoder: str, samples: "Sequence[Sample]", split: str) -> "Outputs":
         """``encoder``'s outputs on ``samples``, computed once (eval mode, cached on disk when allowed)."""
