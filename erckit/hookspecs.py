@@ -22,8 +22,9 @@ hookspec = pluggy.HookspecMarker("erckit")
 def register_components(register: Callable[..., None]) -> None:
     """Register factories: ``register(kind, name, factory, override=False)``.
 
-    ``kind`` is one of the registries in ``erckit.registry`` ('encoders',
-    'distillers', 'fusers', 'datasets'); ``name`` is 'namespace.Name.vN'. A name
+    ``kind`` names one of the registries in ``erckit.registry.REGISTRIES``
+    ('encoders', 'distillers', 'fusers', 'datasets', 'stages', 'objectives',
+    'optimizers', 'schedulers', 'loggers'); ``name`` is 'namespace.Name.vN'. A name
     another package also registers is used by neither (a built-in name stays
     built-in) unless exactly one of them passes ``override=True``.
     """
