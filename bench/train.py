@@ -49,7 +49,9 @@ def _trainer(recipe, out: Path):
     from erckit.train.runtime import setup_runtime
 
     runtime = setup_runtime("cpu", "fp32")
-    trainer = Trainer(recipe, runtime, out, TrainOptions(progress=False), False)
+    from erckit.train.reporter import QuietReporter
+
+    trainer = Trainer(recipe, runtime, out, TrainOptions(progress=False), False, QuietReporter())
     trainer.labels, trainer.splits = trainer.load_data()
     trainer.model = ERCModel.from_recipe(recipe, trainer.labels)
     trainer.model.eval()
@@ -59,14 +61,14 @@ def _trainer(recipe, out: Path):
 def _alternate(variants: dict, rounds: int = 3, lr: float = 1e-3) -> dict[str, float]:
     """Seconds per epoch for each ``name -> (objective, batches)``, the variants' epochs taking
     turns (``best_of_turns``), each variant with its own copy of the engine's optimiser."""
-    from erckit.recipe.schema import FuseStage
-    from erckit.train.optim import build_optimizer
+    from erckit.train.optim import adam
 
     from .timing import best_of_turns
 
     def epoch(objective, source) -> Callable[[], None]:
         # The engine's own optimiser (AdamW, fused where supported), for every variant alike.
-        optimizer = build_optimizer(FuseStage(kind="fuse", lr=lr), objective)
+        optimizer = adam(list(objective.named_parameters()), decoupled=True, lr=lr, weight_decay=0.01,
+                         betas=(0.9, 0.999), eps=1e-8)
 
         def run() -> None:
             objective.train()
@@ -89,7 +91,8 @@ def bench_fuse(trainer) -> tuple[float, float, float, int]:
     from erckit.data.pipeline import MediaResolver
     from erckit.data.batching import BucketBatchSampler, SampleDataset, make_loader
     from erckit.train.engine import IndexSource
-    from erckit.train.objectives import FuseObjective
+    from erckit.nn.losses import CrossEntropy
+    from erckit.train.modules import FuseModule
 
     model, runtime = trainer.model, trainer.runtime
     names = list(model.encoders)
@@ -119,7 +122,7 @@ def bench_fuse(trainer) -> tuple[float, float, float, int]:
         return make_loader(dataset, BucketBatchSampler(dataset.lengths(), 8, shuffle=True, seed=0), 0)
 
     uncached = MediaResolver(None, trainer.resolver.policy, max_duration=trainer.resolver.max_duration)
-    seconds = _alternate({"cached": (FuseObjective(model.fuser, model.anchor, {"train": outputs}), source),
+    seconds = _alternate({"cached": (FuseModule(model.fuser, model.anchor, {"train": outputs}, CrossEntropy()), source),
                           "rerun": (Rerun(), loader(trainer.resolver)),
                           "telme": (Rerun(), loader(uncached))})
     return seconds["cached"], seconds["rerun"], seconds["telme"], len(source)
@@ -132,7 +135,10 @@ def bench_distill(trainer) -> dict[tuple[str, ...], tuple[float, float]]:
     from erckit import registry
 
     model = trainer.model
-    stage = next(s for s in trainer.recipe.stages if s.kind == "distill")
+    from types import SimpleNamespace
+
+    table = next(s for s in trainer.recipe.stages if s.kind == "erckit.Distill.v1").args
+    stage = SimpleNamespace(students=table["students"], teacher=table["teacher"], losses=table["losses"])
     all_students = {n: model.encoders[n] for n in stage.students}
     # TelME's teacher (RoBERTa-large, 355M) is 1.6x its two students together (216M); the
     # quick-start teacher is smaller than its students, which would understate what caching
@@ -148,7 +154,8 @@ def bench_distill(trainer) -> dict[tuple[str, ...], tuple[float, float]]:
     sizes = {n: sum(p.numel() for p in e.parameters()) for n, e in {stage.teacher: teacher, **all_students}.items()}
     print("distill benchmark parameters:", ", ".join(f"{n} {c / 1e6:.2f}M" for n, c in sizes.items()))
     samples = trainer.usable(trainer.splits.train, [*stage.students, stage.teacher], "train")
-    distillers = [(l.weight, registry.distillers.get(l.factory)(**l.args)) for l in stage.losses]
+    distillers = [(l["weight"], stage.teacher, trainer.create("distillers", l, reserved=("weight", "teacher")))
+                  for l in stage.losses]
     outputs = trainer.frozen_outputs(stage.teacher, samples, "train", 16)
     results = {}
     for names in [*([n] for n in stage.students), list(stage.students)]:
@@ -165,7 +172,8 @@ def bench_distill(trainer) -> dict[tuple[str, ...], tuple[float, float]]:
 def _distill_epochs(teacher, teacher_name, students, distillers, outputs, samples, resolver) -> tuple[float, float]:
     from erckit.data.batching import BucketBatchSampler, SampleDataset, make_loader
     from erckit.train.frozen import Outputs
-    from erckit.train.objectives import DistillObjective
+    from erckit.nn.losses import CrossEntropy
+    from erckit.train.modules import DistillModule
 
     # The engine's cached stage featurises and collates the students only; the live variant also the teacher.
     student_data = SampleDataset(samples, students, resolver)
@@ -175,7 +183,7 @@ def _distill_epochs(teacher, teacher_name, students, distillers, outputs, sample
         return make_loader(data, BucketBatchSampler(dataset.lengths(), 8, shuffle=True, seed=0), 0)
 
 
-    class Live(DistillObjective):  # teacher forward every step
+    class Live(DistillModule):  # teacher forward every step
         def forward(self, batch):
             with torch.no_grad():
                 out = teacher(batch.features[teacher_name])
@@ -183,11 +191,12 @@ def _distill_epochs(teacher, teacher_name, students, distillers, outputs, sample
             emb = torch.zeros(n, out.embedding.shape[1])
             logits = torch.zeros(n, out.logits.shape[1])
             emb[batch.indices], logits[batch.indices] = out.embedding, out.logits
-            self.teacher = Outputs(emb, logits, torch.ones(n, dtype=torch.bool))
+            self.teachers = {teacher_name: Outputs(emb, logits, torch.ones(n, dtype=torch.bool))}
             return super().forward(batch)
 
-    seconds = _alternate({"cached": (DistillObjective(students, distillers, outputs, 1.0), loader(student_data)),
-                          "live": (Live(students, distillers, outputs, 1.0), loader(dataset))}, rounds=2)
+    teachers = {teacher_name: outputs}
+    seconds = _alternate({"cached": (DistillModule(students, CrossEntropy(), distillers, teachers, 1.0), loader(student_data)),
+                          "live": (Live(students, CrossEntropy(), distillers, teachers, 1.0), loader(dataset))}, rounds=2)
     return seconds["cached"], seconds["live"]
 
 
@@ -199,7 +208,8 @@ def bench_bucketing(batches: int, batch_size: int = 16) -> tuple[float, float]:
     from erckit import registry
     from erckit.data.types import make_samples
     from erckit.data.batching import BucketBatchSampler, SampleDataset, make_loader
-    from erckit.train.objectives import SupervisedObjective
+    from erckit.nn.losses import CrossEntropy
+    from erckit.train.modules import SupervisedModule
 
     corpus = registry.datasets.get("erckit.MELD.v1")(root=str(MELD))
     samples = make_samples(corpus.split("train"), list(corpus.labels))
@@ -215,7 +225,7 @@ def bench_bucketing(batches: int, batch_size: int = 16) -> tuple[float, float]:
         bucket: list(make_loader(dataset, BucketBatchSampler(dataset.lengths(), batch_size, shuffle=True, seed=0, bucket=bucket), 0))
         for bucket in (True, False)
     }
-    objective = SupervisedObjective({"text": encoder})
+    objective = SupervisedModule({"text": encoder}, CrossEntropy())
     optimizer = torch.optim.AdamW(objective.parameters(), lr=1e-4)
     objective.train()
     seconds = {True: 0.0, False: 0.0}

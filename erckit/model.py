@@ -1,9 +1,11 @@
 """``ERCModel``: named encoders + an optional fuser, saved as a self-describing directory.
 
-A model directory holds ``config.json`` (the resolved recipe, the label list,
-the erckit version), ``model.safetensors`` (every weight), and per encoder
-``encoders/<name>/`` with the non-weight files needed to rebuild it offline
-(tokenizer, backbone config). Loading never unpickles anything.
+A model directory holds ``config.json`` (the model's own versioned config: labels, anchor, the
+encoders and fuser as component tables, preprocessing, component versions; see
+``erckit.modelconfig``), ``model.safetensors`` (every weight), per encoder ``encoders/<name>/`` with
+the non-weight files needed to rebuild it offline (tokenizer, backbone config), and
+``training_recipe.toml``, the recipe it was trained with, kept for provenance and never read to
+load. Loading never unpickles anything.
 """
 
 from __future__ import annotations
@@ -15,47 +17,71 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from . import __version__
 from .components import Encoder, Features, Fuser, ModalityOutput
 from .errors import ErckitError, ModelLoadError
+from .modelconfig import (
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    MAX_TRAINING_RECIPE_BYTES,
+    TRAINING_RECIPE_FILE,
+    SavedModelConfig,
+)
 
 if TYPE_CHECKING:
     from .data.types import Dialogue
     from .recipe import Recipe
 
-CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-FORMAT_VERSION = 1
+__all__ = ["CONFIG_FILE", "FORMAT_VERSION", "TRAINING_RECIPE_FILE", "WEIGHTS_FILE", "ERCModel", "resolve_model_dir"]
 
 
 class ERCModel(nn.Module):
-    """Encoders keyed by name (one is the anchor/teacher) and an optional fuser.
+    """Encoders keyed by name (one is the anchor/teacher) and an optional fuser, described by ``config``.
 
     ``forward`` returns the fused logits when a fuser exists (and ``use_fuser``
-    is True), else the anchor encoder's own logits.
+    is True), else the anchor encoder's own logits. ``training_recipe`` is the TOML
+    text of the recipe the model was built from, if known (provenance only).
     """
 
     def __init__(
         self,
         encoders: Mapping[str, Encoder],
         fuser: Fuser | None,
-        anchor: str,
-        labels: Sequence[str],
-        recipe: dict[str, Any],
+        config: SavedModelConfig,
+        training_recipe: str | None = None,
     ):
         super().__init__()
-        if anchor not in encoders:
-            raise ErckitError(f"anchor {anchor!r} is not one of the encoders ({', '.join(encoders)})")
+        if list(encoders) != list(config.encoders) or (fuser is None) != (config.fuser is None):
+            raise ErckitError(
+                f"the modules ({', '.join(encoders)}{', fuser' if fuser is not None else ''}) are not the ones "
+                f"the config describes ({', '.join(config.encoders)}{', fuser' if config.fuser is not None else ''})"
+            )
         self.encoders = nn.ModuleDict(dict(encoders))
         self.fuser = fuser
-        self.anchor = anchor
-        self.labels = list(labels)
-        self.recipe = recipe
-        self.use_fuser = fuser is not None
+        self.config = config
+        self.training_recipe = training_recipe
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.config.labels)
+
+    @property
+    def anchor(self) -> str:
+        return self.config.anchor
+
+    @property
+    def use_fuser(self) -> bool:
+        return self.config.use_fuser
+
+    @use_fuser.setter
+    def use_fuser(self, value: bool) -> None:
+        if value and self.fuser is None:
+            raise ErckitError("this model has no fuser to use")
+        self.config = self.config.model_copy(update={"use_fuser": bool(value)})
 
     @property
     def num_classes(self) -> int:
-        return len(self.labels)
+        return len(self.config.labels)
 
     def encode(self, name: str, features: Features, present: Tensor | None = None) -> ModalityOutput:
         output = self.encoders[name](features)
@@ -76,40 +102,63 @@ class ERCModel(nn.Module):
     # ------------------------------------------------------------------ build
 
     @classmethod
-    def from_recipe(cls, recipe: "Recipe", labels: Sequence[str], assets: Path | None = None) -> "ERCModel":
-        """Call every factory in the recipe; with ``assets`` rebuild offline from a model directory."""
+    def from_recipe(cls, recipe: "Recipe", labels: Sequence[str]) -> "ERCModel":
+        """The model a recipe describes, freshly initialised; the recipe is kept as its provenance."""
+        from .modelconfig import config_from_recipe
+        from .recipe import recipe_to_toml
+
+        model = cls.from_config(config_from_recipe(recipe, labels))
+        model.training_recipe = recipe_to_toml(
+            recipe, header="the training recipe of this model (provenance only: erckit never reads it to load the model)"
+        )
+        return model
+
+    @classmethod
+    def from_config(cls, config: SavedModelConfig | Mapping[str, Any], assets: Path | None = None) -> "ERCModel":
+        """Call every factory the config names; with ``assets`` (a model directory) rebuild offline from its files.
+
+        A mapping is validated as a current-format config first. Every component table is checked
+        against its factory's signature before any factory runs.
+        """
         from functools import partial
 
-        from . import registry
+        from .modelconfig import check_components, with_tables
+        from .recipe import resolve
 
-        num_classes = len(labels)
+        failure = ModelLoadError if assets is not None else ErckitError
+        if not isinstance(config, SavedModelConfig):
+            config = _validated(config, f"{assets / CONFIG_FILE}" if assets is not None else "model config", failure)
+        encoder_tables, fuser_table, problems = check_components(config)
+        if problems:
+            more = f" ({len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise failure(f"{assets / CONFIG_FILE}: {problems[0]}{more}" if assets is not None else "; ".join(problems))
+        config = with_tables(config, encoder_tables, fuser_table)
+
+        num_classes = config.num_classes
         encoders: dict[str, Encoder] = {}
-        for name, table in recipe.model.encoders.items():
-            factory = registry.encoders.get(table.factory)
+        for name, table in encoder_tables.items():
+            factory_name = table["factory"]
             directory = assets / "encoders" / name if assets is not None else None
-            build = partial(_build_encoder, factory, table.args, num_classes, directory)
-            encoders[name] = _rebuilt(build, f"encoder {name!r} ({table.factory})", directory)
-            _check_encoder(name, table.factory, encoders[name], num_classes)
-        anchor = recipe.anchor
+            build = partial(_build_encoder, table, num_classes, directory)
+            encoders[name] = _rebuilt(build, f"encoder {name!r} ({factory_name})", directory)
+            _check_encoder(name, factory_name, encoders[name], num_classes)
+        anchor = config.anchor
         ordered = [anchor, *(n for n in encoders if n != anchor)]
         fuser = None
-        if recipe.model.fuser is not None:
-            table = recipe.model.fuser
-            factory = registry.fusers.get(table.factory)
+        if fuser_table is not None:
+            factory_name = fuser_table["factory"]
             dims = {n: encoders[n].dim for n in ordered}
             fuser = _rebuilt(
-                lambda: _call(factory, table.args, num_classes=num_classes, input_dims=dims, anchor=anchor),
-                f"fuser ({table.factory})",
+                lambda: resolve.create("fusers", fuser_table, num_classes=num_classes, input_dims=dims, anchor=anchor),
+                f"fuser ({factory_name})",
                 assets,
             )
-        from .recipe import recipe_to_dict
-
-        return cls(encoders, fuser, anchor, labels, recipe_to_dict(recipe))
+        return cls(encoders, fuser, config)
 
     # ------------------------------------------------------------- save/load
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write config.json, model.safetensors and encoder assets; atomic per directory."""
+        """Write config.json, model.safetensors, encoder assets and training_recipe.toml; atomic per directory."""
         from .fileio import atomic_directory
         from .weights import save_weights
 
@@ -120,39 +169,33 @@ class ERCModel(nn.Module):
                 target.mkdir(parents=True, exist_ok=True)
                 encoder.save_assets(target)
             save_weights(self, staging / WEIGHTS_FILE)
-            config = {
-                "format_version": FORMAT_VERSION,
-                "erckit_version": __version__,
-                "labels": self.labels,
-                "anchor": self.anchor,
-                "encoders": {n: type(e).__name__ for n, e in self.encoders.items()},
-                "fuser": self.recipe["model"]["fuser"]["factory"] if self.fuser is not None else None,
-                "use_fuser": self.use_fuser,
-                "recipe": self.recipe,
-            }
-            (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+            config = json.dumps(self.config.to_json_dict(), indent=2, ensure_ascii=False)
+            (staging / CONFIG_FILE).write_text(config + "\n", encoding="utf-8")
+            if self.training_recipe is not None:
+                (staging / TRAINING_RECIPE_FILE).write_text(self.training_recipe, encoding="utf-8")
         return directory
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> "ERCModel":
         """Load a model directory written by ``save_pretrained`` (or a run directory holding ``model/``).
 
-        The directory is untrusted input: every file read, every name that becomes a path and the
-        weights' header are checked before the model is built (see ``erckit.modeldir``), building
-        cannot allocate beyond what the weights file holds, and non-finite weights are refused.
+        Every model format erckit wrote loads (older ones are migrated in memory); a newer one is
+        refused, naming the erckit that made it. The directory is untrusted input: every file read,
+        every name that becomes a path and the weights' header are checked before the model is
+        built (see ``erckit.modeldir``), building cannot allocate beyond what the weights file
+        holds, and non-finite weights are refused.
         """
         from safetensors import SafetensorError
 
         from . import modeldir
+        from .modelconfig import read_model_config
         from .weights import load_weights, parse_aliases
 
         directory = resolve_model_dir(directory)
         config_path = directory / CONFIG_FILE
-        config = modeldir.read_json(config_path, directory)
-        modeldir.check_config(config, config_path)
-        recipe = _stored_recipe(config["recipe"], config_path)
-        for name in recipe.model.encoders:
-            modeldir.check_assets(directory, name, f"{config_path}: recipe -> model -> encoders")
+        config = read_model_config(modeldir.read_json(config_path, directory), config_path)
+        for name in config.encoders:
+            modeldir.check_assets(directory, name, f"{config_path}: encoders")
         weights = directory / WEIGHTS_FILE
         header = modeldir.read_header(weights, directory)
         try:
@@ -160,13 +203,13 @@ class ERCModel(nn.Module):
         except ValueError as error:
             raise ModelLoadError(f"{weights}: {error}") from None
         with modeldir.allocation_guard(header, len(aliases), str(directory)):
-            model = cls.from_recipe(recipe, config["labels"], assets=directory)
+            model = cls.from_config(config, assets=directory)
         modeldir.check_against_header(model.state_dict(), header, aliases, weights)
         try:
             load_weights(model, weights, finite=True)
         except (SafetensorError, OSError, RuntimeError, ValueError) as error:
             raise ModelLoadError(f"{weights} cannot be loaded: {modeldir.one_line(error)}") from None
-        model.use_fuser = bool(config.get("use_fuser", model.fuser is not None))
+        model.training_recipe = _provenance(directory)
         model.eval()
         if device is not None:
             model.to(device)
@@ -192,27 +235,32 @@ def resolve_model_dir(directory: str | Path) -> Path:
     return directory
 
 
-def _stored_recipe(raw: dict[str, Any], config_path: Path) -> "Recipe":
-    """The recipe kept in config.json, validated like a recipe file (schema, then every factory's signature)."""
+def _validated(raw: Mapping[str, Any], what: str, failure: type[ErckitError]) -> SavedModelConfig:
     from pydantic import ValidationError
 
-    from .modeldir import one_line
-    from .recipe.load import check_components
-    from .recipe.schema import Recipe
+    from .modelconfig import validation_problem
 
     try:
-        recipe = Recipe.model_validate(raw)
+        return SavedModelConfig.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = " -> ".join(str(part) for part in first["loc"])
-        count = error.error_count()
-        more = f" ({count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
-        raise ModelLoadError(f"{config_path}: recipe -> {where}: {first['msg']}{more}") from None
-    problems = check_components(recipe)
-    if problems:
-        more = f" ({len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ModelLoadError(f"{config_path}: recipe -> {one_line(problems[0])}{more}")
-    return recipe
+        raise failure(f"{what}: {validation_problem(error, {})}") from None
+
+
+def _provenance(directory: Path) -> str | None:
+    """``training_recipe.toml`` as opaque text, to be written again when this model is saved.
+
+    It is never parsed, and any problem with it (absent, oversized, not a regular file, not
+    UTF-8) only drops it: what it says cannot change how the model loads.
+    """
+    from .modeldir import read_regular
+
+    path = directory / TRAINING_RECIPE_FILE
+    if not path.exists() and not path.is_symlink():
+        return None
+    try:
+        return read_regular(path, directory, MAX_TRAINING_RECIPE_BYTES).decode("utf-8")
+    except (ModelLoadError, UnicodeDecodeError, OSError):
+        return None
 
 
 def _rebuilt(build: Callable[[], Any], what: str, assets: Path | None) -> Any:
@@ -236,21 +284,14 @@ def _rebuilt(build: Callable[[], Any], what: str, assets: Path | None) -> Any:
         raise ModelLoadError(f"{assets}: {what} cannot be rebuilt from the saved files: {type(error).__name__}: {one_line(error)}") from None
 
 
-def _build_encoder(factory: Any, args: Mapping[str, Any], num_classes: int, assets: Path | None) -> Any:
+def _build_encoder(table: Mapping[str, Any], num_classes: int, assets: Path | None) -> Any:
     from contextlib import nullcontext
 
     from .hf import rebuild_from_assets
+    from .recipe import resolve
 
     with rebuild_from_assets(assets) if assets is not None else nullcontext():
-        return _call(factory, args, num_classes=num_classes)
-
-
-def _call(factory: Any, args: Mapping[str, Any], **injected: Any) -> Any:
-    from .recipe.signature import factory_parameters
-
-    accepted = factory_parameters(factory)
-    extra = {k: v for k, v in injected.items() if k in accepted and k not in args}
-    return factory(**args, **extra)
+        return resolve.create("encoders", table, num_classes=num_classes)
 
 
 def _check_encoder(name: str, factory: str, encoder: Any, num_classes: int) -> None:

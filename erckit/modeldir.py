@@ -237,8 +237,8 @@ def _depth(value: Any) -> int:
 
 
 def check_config(config: Mapping[str, Any], path: Path) -> None:
-    """The keys of ``config.json`` the loader uses, besides the recipe (validated by its schema)."""
-    for key in ("labels", "recipe", "anchor"):
+    """The keys every format of ``config.json`` shares (the rest: ``erckit.modelconfig``)."""
+    for key in ("labels", "anchor"):
         if key not in config:
             raise ModelLoadError(f"{path}: missing {key!r}; is this an erckit model directory?")
     labels = config["labels"]
@@ -249,8 +249,6 @@ def check_config(config: Mapping[str, Any], path: Path) -> None:
         raise ModelLoadError(f"{path}: 'labels' has duplicate label(s) {', '.join(map(repr, duplicates))}")
     if not isinstance(config["anchor"], str):
         raise ModelLoadError(f"{path}: 'anchor' must be a string (an encoder name)")
-    if not isinstance(config["recipe"], dict):
-        raise ModelLoadError(f"{path}: 'recipe' must be an object")
     if "use_fuser" in config and not isinstance(config["use_fuser"], bool):
         raise ModelLoadError(f"{path}: 'use_fuser' must be true or false, got {one_line(repr(config['use_fuser']), 40)}")
 

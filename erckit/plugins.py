@@ -49,6 +49,8 @@ BUILTIN_PLUGINS = (
     "erckit.builtin.components",
     "erckit.builtin.datasets",
     "erckit.builtin.stages",
+    "erckit.builtin.training",
+    "erckit.builtin.loggers",
 )
 
 

@@ -109,7 +109,7 @@ class Predictor:
         self.names = list(model.encoders) if model.use_fuser and model.fuser is not None else [model.anchor]
         self.encoders = {name: model.encoders[name] for name in self.names}
         if max_context is None:
-            max_context = (model.recipe.get("data") or {}).get("max_context")
+            max_context = model.config.preprocessing.max_context
         self.max_context = max_context
         self.context_window = _context_window(self.encoders.values(), max_context)
         self.resolver = None
@@ -203,7 +203,7 @@ def predict(
 ) -> list[DialoguePrediction]:
     """One ``DialoguePrediction`` per dialogue (input order), one ``UtterancePrediction`` per utterance.
 
-    ``max_context`` defaults to the model recipe's ``data.max_context``;
+    ``max_context`` defaults to the model config's ``preprocessing.max_context``;
     ``media_policy`` is ``zero`` (absent media -> stand-in, reported in
     ``missing``) or ``error`` (raise ``MediaError``); ``cache_dir`` caches
     decoded media on disk. ``precision="bf16"`` runs under autocast.

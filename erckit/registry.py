@@ -117,11 +117,10 @@ class Registry:
         return do_register(func) if func is not None else do_register
 
     def unregister(self, name: str) -> None:
-        """Forget ``name`` and what was recorded about it (tests; ``erckit.plugins.reset_plugins``)."""
+        """Forget ``name`` and what was recorded about it (tests, a plugin undoing its own registration, ``reset_plugins``)."""
         _forget(self.namespace, name)
         self.origins.pop(name, None)
         self.overrides.pop(name, None)
-        self.refused.pop(name, None)
 
     def has(self, name: str) -> bool:
         _load_plugins()

@@ -60,4 +60,6 @@ def test_recipe_validates_without_model_or_data():
     assert text.factory == "telme.RobertaTeacher.v1"
     assert text.args["max_length"] == 128
     stage = recipe.stages[0]
-    assert (stage.kind, stage.batch_size, stage.lr, stage.epochs, stage.optimizer) == ("supervised", 16, 5e-5, 3, "adamw")
+    assert (stage.kind, stage.batch_size, stage.optimizer.args["lr"], stage.epochs, stage.optimizer.factory) == (
+        "erckit.Supervised.v1", 16, 5e-5, 3, "erckit.AdamW.v1"
+    )

@@ -1,4 +1,7 @@
-"""ERCModel: build from a recipe, save, load back (no pickle), identical logits; clear load errors."""
+"""ERCModel: build from a recipe, save, load back (no pickle), identical logits; clear load errors.
+
+The directory format itself (config.json versions, migration, refusals): test_model_format.py.
+"""
 
 from __future__ import annotations
 
@@ -48,6 +51,8 @@ def test_save_and_load_give_identical_logits(tmp_path: Path, fuser: bool) -> Non
     assert {p.name for p in (tmp_path / "m").iterdir()} >= {"config.json", "model.safetensors", "encoders"}
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["labels"] == LABELS and config["anchor"] == "text" and "erckit_version" in config
+    assert config["format_version"] == 2 and config["use_fuser"] == fuser and "recipe" not in config
+    assert (tmp_path / "m" / "training_recipe.toml").is_file()
     loaded = ERCModel.from_pretrained(tmp_path / "m")
     assert not loaded.training and loaded.labels == LABELS and loaded.use_fuser == fuser
     with torch.no_grad():

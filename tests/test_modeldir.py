@@ -73,9 +73,6 @@ def rename_encoder(directory: Path, new: str) -> None:
     def change(config: dict) -> None:
         config["anchor"] = new
         config["encoders"] = {new: config["encoders"]["text"]}
-        encoders = config["recipe"]["model"]["encoders"]
-        encoders[new] = encoders.pop("text")
-        config["recipe"]["stages"][0]["encoders"] = [new]
 
     edit_json(directory / "config.json", change)
     edit_weights(directory, lambda t: t.update({k.replace("encoders.text.", f"encoders.{new}.", 1): t.pop(k) for k in list(t)}))
@@ -96,8 +93,8 @@ def backbone_config(**values: object) -> Callable[[Path, Path], None]:
     return lambda d, s: edit_json(d / "encoders" / "text" / "config.json", lambda c: c.update(values))
 
 
-def recipe_arg(key: str, value: object) -> Callable[[Path, Path], None]:
-    return lambda d, s: edit_json(d / "config.json", lambda c: c["recipe"]["model"]["encoders"]["text"].update({key: value}))
+def encoder_arg(key: str, value: object) -> Callable[[Path, Path], None]:
+    return lambda d, s: edit_json(d / "config.json", lambda c: c["encoders"]["text"].update({key: value}))
 
 
 def write(name: str, data: bytes) -> Callable[[Path, Path], None]:
@@ -187,8 +184,8 @@ CASES = [
      r"tokenizer\.json: expected a JSON object .* got an array"),
     ("unknown-model-type", "teacher", backbone_config(model_type="nonsense"),
      r"encoders/text/config\.json: model_type 'nonsense' is not a model type"),
-    ("arg-of-wrong-type", "bags", recipe_arg("buckets", "many"),
-     r"config\.json: recipe -> model -> encoders -> text -> buckets: .*integer"),
+    ("arg-of-wrong-type", "bags", encoder_arg("buckets", "many"),
+     r"config\.json: encoders -> text -> buckets: .*integer"),
     ("labels-duplicated", "bags", duplicate_labels, r"config\.json: 'labels' has duplicate label\(s\) 'joy'"),
     ("use-fuser-string", "bags", lambda d, s: edit_json(d / "config.json", lambda c: c.update(use_fuser="no")),
      r"config\.json: 'use_fuser' must be true or false"),
@@ -197,9 +194,9 @@ CASES = [
      r"building the model would need more than .* bytes .* weights file holds"),
     ("vocab-size-2**36", "teacher", backbone_config(vocab_size=2**36),
      r"building the model would need more than .* bytes .* weights file holds"),
-    ("embedding-dim-2**40", "teacher", recipe_arg("embedding_dim", 2**40),
+    ("embedding-dim-2**40", "teacher", encoder_arg("embedding_dim", 2**40),
      r"building the model would need more than .* bytes .* weights file holds"),
-    ("buckets-2**40", "bags", recipe_arg("buckets", 2**40),
+    ("buckets-2**40", "bags", encoder_arg("buckets", 2**40),
      r"building the model would need more than .* bytes .* weights file holds"),
     ("layers-as-float-1e6", "teacher", backbone_config(num_hidden_layers=1e6),
      r"encoder 'text' \(telme\.RobertaTeacher\.v1\).*(num_hidden_layers.*expected int|TypeError: 'float')"),
@@ -208,7 +205,7 @@ CASES = [
      r"model\.safetensors cannot be loaded: tensor 'encoders\.text\.head\.bias': shape \(3000,\) of F32 does not fit"),
     ("header-50001-tensors", "bags", many_tensors, r"model\.safetensors cannot be loaded: 50,001 tensors, more than the 50,000"),
     ("weights-socket", "bags", socket_file("model.safetensors"), r"model\.safetensors is a socket"),
-    ("weights-of-other-size", "bags", recipe_arg("dim", 8),
+    ("weights-of-other-size", "bags", encoder_arg("dim", 8),
      r"model\.safetensors does not match the model's config: tensor 'encoders\.text\.project\.0\.weight' is \(16, 64\)"),
     # --- paths that leave the directory
     ("encoder-name-absolute", "teacher", absolute_encoder_name, r"encoders -> .*encoder name '/.*' cannot contain '/'"),

@@ -234,7 +234,7 @@ def test_model_dir_without_weights(tmp_path: Path) -> None:
 def test_weights_with_a_mismatching_shape(tmp_path: Path) -> None:
     directory = save_model(tmp_path / "m")
     config = json.loads((directory / "config.json").read_text())
-    config["recipe"]["model"]["encoders"]["text"]["buckets"] = 32  # weights were saved for 64
+    config["encoders"]["text"]["buckets"] = 32  # weights were saved for 64
     (directory / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match="model.safetensors"):
         ERCModel.from_pretrained(directory)

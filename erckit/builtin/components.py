@@ -90,6 +90,28 @@ def timm_frames(
     return TimmFrames(num_classes, backbone, pretrained, frames, size, dim, pool)
 
 
+def timm_frames_v2(
+    num_classes: int,
+    backbone: str = "resnet18",
+    pretrained: bool = False,
+    frames: int = 8,
+    size: int | None = None,
+    dim: int | None = None,
+    pool: Literal["mean", "attention"] = "mean",
+) -> Any:
+    """Any timm image backbone per frame with the backbone's own preprocessing, mean/attention pooling.
+
+    Each frame goes through timm's evaluation transform for the backbone
+    (timm.data.resolve_data_config + create_transform: its input size,
+    interpolation, crop fraction, mean/std; resnet18: 224 px bicubic, crop 0.95).
+    size: square input size instead of the backbone's (interpolation and crop stay
+    the backbone's). pretrained, dim, pool: as erckit.TimmFrames.v1.
+    """
+    from ..nn.visual import TimmFramesV2
+
+    return TimmFramesV2(num_classes, backbone, pretrained, frames, size, dim, pool)
+
+
 @hookimpl
 def register_components(register: Any) -> None:
     register("fusers", "erckit.ConcatFuser.v1", concat_fuser)
@@ -97,3 +119,4 @@ def register_components(register: Any) -> None:
     register("distillers", "erckit.KLDistill.v1", kl_distill)
     register("encoders", "erckit.LogMelAudio.v1", log_mel_audio)
     register("encoders", "erckit.TimmFrames.v1", timm_frames)
+    register("encoders", "erckit.TimmFrames.v2", timm_frames_v2)

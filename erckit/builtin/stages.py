@@ -29,7 +29,7 @@ def distill(
     teacher: str | None = None,
     teachers: list[str] | None = None,
     ce_weight: Annotated[float, Field(ge=0)] = 1.0,
-    losses: Annotated[list[Any], Component("distillers", reserved=("weight", "teacher"))] = [],  # noqa: B006 - read, never mutated
+    losses: Annotated[list[Any], Component("distillers", reserved=("weight", "teacher"), defaults=(("weight", 1.0),))] = [],  # noqa: B006 - read, never mutated
 ) -> StageKind:
     """Train students with the objective (times ce_weight) plus weighted distillers against frozen teachers.
 

@@ -8,12 +8,16 @@ from typing import Any
 
 from ..errors import DataError, ErckitError
 from . import console as ui
+from .arguments import positive_int
+from .recipe import add_set_option
 
-# [data] keys that configure erckit rather than the dataset factory.
-RESERVED_DATA_KEYS = frozenset(
-    {"dataset", "labels", "media_policy", "cache_dir", "max_context", "num_workers",
-     "train_split", "dev_split", "test_split", "max_audio_seconds"}
-)
+# erckit.recipe.corpus.SPLITS, spelled out: `erckit --help` does not import the recipe package.
+SPLITS = ("train", "dev", "test")
+
+# Options of an older `data prepare` that invented media settings; the recipe's encoders declare them now.
+_REMOVED_PREPARE_OPTIONS = {
+    "sample_rate": "--sample-rate", "frames": "--frames", "size": "--size", "no_audio": "--no-audio", "no_video": "--no-video",
+}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,17 +40,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     stats.add_argument("source", help="a .jsonl file, a directory of {train,dev,test}.jsonl, or a recipe .toml")
     stats.add_argument("--split", help="only this split (default: all)")
     stats.add_argument("--no-probe", action="store_true", help="skip reading media headers for durations")
+    add_set_option(stats)
     stats.set_defaults(run=run_stats)
 
-    prepare = commands.add_parser("prepare", help="decode a recipe's media into the cache ahead of training")
+    prepare = commands.add_parser(
+        "prepare", help="decode the media a recipe's encoders need into its cache, ahead of training",
+        description="Decode every medium the recipe's encoders declare (their sample rate, frames, size) for its "
+        "train, dev and test splits into data.cache_dir, under data.media_policy: afterwards `erckit train` "
+        "with the same recipe and --set options decodes nothing.",
+    )
     prepare.add_argument("recipe", help="recipe .toml")
-    prepare.add_argument("--sample-rate", type=int, default=16_000, help="audio sample rate (default 16000)")
-    prepare.add_argument("--frames", type=int, default=8, help="video frames per utterance (default 8)")
-    prepare.add_argument("--size", type=int, default=224, help="shorter side of frames in pixels (default 224)")
-    prepare.add_argument("--no-audio", action="store_true", help="do not decode audio")
-    prepare.add_argument("--no-video", action="store_true", help="do not decode video")
-    prepare.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
-    prepare.add_argument("--split", action="append", help="only these splits (repeatable; default: all)")
+    add_set_option(prepare)
+    prepare.add_argument("--workers", type=positive_int, default=2, metavar="N", help="decoding threads (default 2)")
+    prepare.add_argument("--split", action="append", choices=SPLITS,
+                         help="only this split (repeatable; default: train, dev and test)")
+    for dest, flag in _REMOVED_PREPARE_OPTIONS.items():
+        prepare.add_argument(flag, dest=dest, nargs="?", const=True, default=None, help=argparse.SUPPRESS)
     prepare.set_defaults(run=run_prepare)
     parser.set_defaults(run=lambda args: parser.print_help() or 0)
 
@@ -67,7 +76,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_stats(args: argparse.Namespace) -> int:
     from ..data.stats import compute_stats, render_stats
 
-    labels, splits, problems = _read_source(Path(args.source))
+    labels, splits, problems = _read_source(Path(args.source), args.overrides)
     if args.split is not None:
         if args.split not in splits:
             raise DataError(f"no split {args.split!r} in {args.source}; available: {', '.join(splits)}")
@@ -80,33 +89,44 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from ..data.cache import DiskCache
-    from ..data.pipeline import MediaResolver
-    from ..data.types import AudioSpec, VideoSpec, make_samples
+    from ..model import ERCModel
+    from ..recipe import load_recipe
+    from ..recipe.corpus import media_resolver, problem_lines, recipe_media, recipe_splits
 
-    config = _recipe_data(Path(args.recipe))
-    corpus = _corpus(config)
-    specs: list[Any] = []
-    if not args.no_audio:
-        specs.append(AudioSpec(sample_rate=args.sample_rate, max_seconds=config.get("max_audio_seconds")))
-    if not args.no_video:
-        specs.append(VideoSpec(num_frames=args.frames, size=args.size))
-    if not specs:
-        raise ErckitError("nothing to prepare: both --no-audio and --no-video given")
-    names = args.split or [n for n in (config.get("train_split", "train"), config.get("dev_split", "dev"),
-                                        config.get("test_split", "test")) if n in corpus.splits]
-    samples = [s for name in names for s in make_samples(corpus.split(name), corpus.labels)]
-    cache = DiskCache(config.get("cache_dir") or ".erckit-cache")
-    resolver = MediaResolver(cache, config.get("media_policy") or "error", workers=args.workers)
-    ui.console.print(f"preparing media of {len(samples)} utterances ({ui.escape(', '.join(names))}) into {ui.escape(cache.root)}")
-    report = resolver.prepare(samples, specs, progress=True, console=ui.console)
-    ui.out.print(report.render())
-    for problem in corpus.problems:
-        ui.warning(problem)
+    removed = [flag for dest, flag in _REMOVED_PREPARE_OPTIONS.items() if getattr(args, dest, None) is not None]
+    if removed:
+        raise ErckitError(
+            f"{', '.join(removed)}: no longer options of `erckit data prepare`; the recipe's encoders declare the "
+            "media they need (set them in the recipe or with --set, e.g. --set model.encoders.visual.frames=4), "
+            "so prepare fills exactly what training reads"
+        )
+    recipe = load_recipe(args.recipe, args.overrides)
+    data = recipe_splits(recipe)
+    # The encoders themselves say what they decode (a pretrained one reads its sizes from its config).
+    encoders = ERCModel.from_recipe(recipe, data.labels).encoders
+    plan = recipe_media(encoders, data.splits)
+    if args.split:
+        plan = {split: specs for split, specs in plan.items() if split in args.split}
+    for line in problem_lines(data.problems):
+        ui.warning(line)
+    if not plan:
+        ui.console.print("nothing to prepare: no encoder of the recipe needs decoded media"
+                         if not any(e.media for e in encoders.values()) else "nothing to prepare in the chosen splits")
+        return 0
+    resolver = media_resolver(recipe, workers=args.workers)
+    decoded = cached = 0
+    for split, specs in plan.items():
+        samples = data.splits[split]
+        ui.console.print(f"[bold]{split}[/]: media of {len(samples)} utterances "
+                         f"({ui.escape(', '.join(map(repr, specs)))}) into {ui.escape(resolver.cache.root)}")
+        report = resolver.prepare(samples, specs, progress=True, console=ui.console)
+        ui.out.print(report.render())
+        decoded, cached = decoded + report.decoded, cached + report.cached
+    ui.console.print(f"prepared {decoded + cached} media: {decoded} decoded now, {cached} already in the cache")
     return 0
 
 
-def _read_source(source: Path) -> tuple[tuple[str, ...], dict[str, Any], list[str]]:
+def _read_source(source: Path, overrides: list[str] = ()) -> tuple[tuple[str, ...], dict[str, Any], list[str]]:
     """(labels, split name -> loader, problems) for a JSONL file, a JSONL directory or a recipe."""
     from ..data.readers import read_dialogue_jsonl, read_jsonl_dataset
 
@@ -114,8 +134,14 @@ def _read_source(source: Path) -> tuple[tuple[str, ...], dict[str, Any], list[st
         raise DataError(f"{source}: no such file or directory")
     if source.is_dir():
         corpus = read_jsonl_dataset(source)
+        labels = corpus.labels
     elif source.suffix == ".toml":
-        corpus = _corpus(_recipe_data(source))
+        from ..recipe import load_recipe
+        from ..recipe.corpus import load_corpus
+
+        recipe = load_recipe(source, overrides)
+        corpus = load_corpus(recipe)
+        labels = tuple(recipe.data.labels or corpus.labels)  # the classes training would use
     elif source.suffix == ".jsonl":
         problems: list[str] = []
         dialogues = read_dialogue_jsonl(source, None, problems)
@@ -133,39 +159,4 @@ def _read_source(source: Path) -> tuple[tuple[str, ...], dict[str, Any], list[st
     loaders = {name: (lambda n=name: corpus.split(n)) for name in corpus.splits}
     for load in loaders.values():
         load()
-    return corpus.labels, loaders, corpus.problems
-
-
-def _recipe_data(path: Path) -> dict[str, Any]:
-    """The recipe's ``[data]`` table as a plain dict (validated by the recipe loader when present)."""
-    try:
-        from ..recipe import load_recipe
-    except ImportError:  # the recipe package is optional for this command
-        load_recipe = None  # type: ignore[assignment]
-    if load_recipe is not None:
-        recipe = load_recipe(path)
-        data = recipe.data.model_dump()
-        data.update(recipe.data.args)
-        return data
-    import tomllib
-
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ErckitError(f"recipe file not found: {path}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ErckitError(f"{path}: TOML syntax error: {error}") from None
-    data = raw.get("data")
-    if not isinstance(data, dict) or "dataset" not in data:
-        raise ErckitError(f"{path}: the recipe has no [data] table with a 'dataset' key")
-    return data
-
-
-def _corpus(data: dict[str, Any]) -> Any:
-    from ..registry import datasets
-
-    factory = datasets.get(data["dataset"])
-    kwargs = {k: v for k, v in data.items() if k not in RESERVED_DATA_KEYS}
-    if data.get("labels") is not None:
-        kwargs["labels"] = data["labels"]
-    return factory(**kwargs)
+    return labels, loaders, corpus.problems

@@ -40,7 +40,9 @@ def run_check(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     for message in data_root_warnings(recipe, args.recipe):
         ui.warning(message)  # valid all the same: the data may live on another machine
-    stages = ", ".join(f"{s.name} ({s.kind})" for s in recipe.stages)
+    from ..recipe.schema import short_kind
+
+    stages = ", ".join(f"{s.name} ({short_kind(s.kind)})" for s in recipe.stages)
     ui.console.print(
         f"[green]ok[/] {args.recipe}: dataset {recipe.data.dataset}, "
         f"encoders {', '.join(recipe.model.encoders)}, stages {stages}"

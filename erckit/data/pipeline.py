@@ -61,10 +61,13 @@ class MediaJob:
 class MediaReport:
     """What ``prepare`` (and ``fill``, per process) did.
 
-    Per distinct decode job: ``decoded`` (this run), ``cached`` (already on disk),
-    ``failed``. Per (sample, medium) that could not be had: ``skipped`` or
-    ``zeroed`` by policy. ``reasons`` maps a file (or sample key for absent media)
-    to why it failed.
+    Per distinct decode job: ``decoded`` (this run: a cache miss), ``cached``
+    (already on disk: a hit), ``failed``. ``fill`` adds its own loads to the
+    resolver's ``report`` (per process: DataLoader workers count in their own
+    copy), so after ``prepare`` filled the cache, ``decoded`` staying 0 shows that
+    training decoded nothing. Per (sample, medium) that could not be had:
+    ``skipped`` or ``zeroed`` by policy. ``reasons`` maps a file (or sample key
+    for absent media) to why it failed.
     """
 
     decoded: int = 0
@@ -253,6 +256,11 @@ class MediaResolver(PicklesWithoutLock):
         jobs = [self.job(sample, spec) for spec in specs]
         present = [job for job in jobs if job is not None]
         loaded = dict(zip(present, self.load_all(present)))
+        hits = sum(1 for result in loaded.values() if not isinstance(result, MediaError) and result[1])
+        misses = sum(1 for result in loaded.values() if not isinstance(result, MediaError) and not result[1])
+        with self._lock:
+            self.report.cached += hits
+            self.report.decoded += misses
         for spec, job in zip(specs, jobs):
             attribute = _SLOTS[spec.modality][1]
             try:

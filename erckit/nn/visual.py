@@ -1,63 +1,47 @@
-"""Frame-based visual encoder on any timm image backbone, plus reusable frame helpers.
+"""Frame-based visual encoders on any timm image backbone.
 
+``erckit.TimmFrames.v1`` (``TimmFrames``), kept exactly as published:
 featurize: ``frames`` RGB frames (sampled uniformly over the utterance by the
-data pipeline) -> shorter side to ``size``, centre crop -> uint8 [T, 3, S, S]
-(uint8 keeps cached features small; scaling happens in forward).
-forward: normalise with the backbone's own pretrained config (timm's
-``resolve_data_config``: ImageNet statistics for most models) -> backbone per
-frame (``num_classes=0``: pooled features [B*T, F]) -> temporal pooling (mean,
-or attention: softmax of a learned score per frame) -> optional
-``Linear(F, dim)`` -> embedding -> ``Linear(dim, C)``.
+data pipeline) -> shorter side to ``size`` (antialiased bilinear), centre crop
+-> uint8 [T, 3, S, S] (``erckit.data.frames.prepare_frames``).
+
+``erckit.TimmFrames.v2`` (``TimmFramesV2``): the backbone's own evaluation
+preprocessing. ``timm.data.resolve_data_config`` gives the model's input size,
+interpolation, crop fraction and crop mode (resnet18: 224 px, bicubic, crop
+0.95), ``timm.data.create_transform`` builds its transform (resize the shorter
+side to ``floor(size / crop_pct)``, centre crop ``size``), applied to each frame
+as a PIL image, as timm applies it to its own evaluation images. An explicit
+``size`` replaces only the input size. The pipeline decodes frames with the
+shorter side already at the transform's resize size, so what it caches is no
+larger than needed.
+
+Both keep features uint8 (small batches from loader workers; the v2 transform
+is built with ``normalize=False``, timm's prefetcher form) and, in forward,
+normalise with the backbone's mean/std -> backbone per frame (``num_classes=0``:
+pooled features [B*T, F]) -> temporal pooling (mean, or attention: softmax of a
+learned score per frame) -> optional ``Linear(F, dim)`` -> embedding ->
+``Linear(dim, C)``.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 from ..components import Encoder, Features, ModalityOutput
+from ..data.frames import checked_frames, pick_frames, prepare_frames, resize_and_crop
 from ..data.types import Sample, VideoSpec
 from ..errors import ErckitError
 
-
-def pick_frames(frames: Tensor, count: int) -> Tensor:
-    """Exactly ``count`` frames of [N, ...], sampled uniformly (repeating when N < count)."""
-    if frames.shape[0] == count:
-        return frames
-    index = torch.linspace(0, frames.shape[0] - 1, count).round().long()
-    return frames[index]
-
-
-def resize_and_crop(frames: Tensor, size: int) -> Tensor:
-    """uint8 [T, H, W, 3] -> uint8 [T, 3, size, size]: shorter side to ``size`` (bilinear, antialiased), centre crop."""
-    video = frames.permute(0, 3, 1, 2).float()
-    height, width = video.shape[-2:]
-    scale = size / min(height, width)
-    new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
-    if (new_h, new_w) != (height, width):
-        video = F.interpolate(video, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
-    top, left = (new_h - size) // 2, (new_w - size) // 2
-    video = video[..., top : top + size, left : left + size]
-    return video.round().clamp(0, 255).to(torch.uint8)
-
-
-def prepare_frames(sample: Sample, count: int, size: int) -> Tensor:
-    """A sample's frames as uint8 [count, 3, size, size], validated (black if the clip is empty)."""
-    frames = sample.frames
-    if frames is None:
-        raise ErckitError(f"sample {sample.key}: no frames (the data pipeline should provide them or a black stand-in)")
-    frames = torch.as_tensor(frames)
-    if frames.dim() != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
-        raise ErckitError(f"sample {sample.key}: frames must be uint8 [N, H, W, 3] RGB, got {tuple(frames.shape)} {frames.dtype}")
-    if frames.shape[0] == 0:
-        frames = torch.zeros(count, size, size, 3, dtype=torch.uint8)
-    return resize_and_crop(pick_frames(frames, count), size)
+# Re-exported: older plugins imported the frame helpers from here; erckit.data.frames is their public home.
+__all__ = ["TimmFrames", "TimmFramesV2", "pick_frames", "prepare_frames", "resize_and_crop"]
 
 
 class TimmFrames(Encoder):
+    """``erckit.TimmFrames.v1``: frames resized to ``size`` (bilinear, no crop margin), timm's mean/std."""
+
     modality = "visual"
 
     def __init__(
@@ -66,18 +50,19 @@ class TimmFrames(Encoder):
         backbone: str,
         pretrained: bool,
         frames: int,
-        size: int,
+        size: int | None,
         dim: int | None,
         pool: Literal["mean", "attention"],
     ):
         super().__init__()
         import timm
-        from timm.data import resolve_data_config
 
         if frames < 1:
             raise ErckitError(f"frames must be >= 1, got {frames}")
         if pool not in ("mean", "attention"):
             raise ErckitError(f"pool must be 'mean' or 'attention', got {pool!r}")
+        if size is not None and size < 1:
+            raise ErckitError(f"size must be >= 1, got {size}")
         try:
             self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0)
         except RuntimeError as error:  # unknown model name
@@ -85,9 +70,7 @@ class TimmFrames(Encoder):
         self.backbone_name = backbone
         self.num_classes = num_classes
         self.frames = frames
-        self.size = size
-        self.media = VideoSpec(num_frames=frames, size=size)
-        data_config = resolve_data_config({}, model=self.backbone)
+        data_config = self._preprocessing(size)
         self.register_buffer("mean", torch.tensor(data_config["mean"]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(data_config["std"]).view(1, 3, 1, 1), persistent=False)
         features = self.backbone.num_features
@@ -97,6 +80,16 @@ class TimmFrames(Encoder):
         self.dim = dim if dim is not None else features
         self.classifier = nn.Linear(self.dim, num_classes)
 
+    def _preprocessing(self, size: int | None) -> dict[str, Any]:
+        """Set ``size`` and ``media``; return timm's data config (its mean/std normalise in forward)."""
+        from timm.data import resolve_data_config
+
+        if size is None:
+            raise ErckitError("erckit.TimmFrames.v1 needs a size")
+        self.size = size
+        self.media = VideoSpec(num_frames=self.frames, size=size)
+        return resolve_data_config({}, model=self.backbone)
+
     def featurize(self, sample: Sample) -> Features:
         return {"pixels": prepare_frames(sample, self.frames, self.size)}
 
@@ -104,7 +97,7 @@ class TimmFrames(Encoder):
         return {"pixels": torch.stack([f["pixels"] for f in features])}
 
     def forward(self, batch: Features) -> ModalityOutput:
-        """pixels uint8 [B, T, 3, S, S] -> embedding [B, dim], logits [B, C]."""
+        """pixels uint8 [B, T, 3, H, W] -> embedding [B, dim], logits [B, C]."""
         pixels = batch["pixels"]
         b, t = pixels.shape[:2]
         x = (pixels.flatten(0, 1).float() / 255.0 - self.mean) / self.std
@@ -122,3 +115,52 @@ class TimmFrames(Encoder):
 
     def fingerprint(self) -> str:
         return f"erckit.TimmFrames:{self.media!r}:crop=center-bilinear-aa"
+
+
+class TimmFramesV2(TimmFrames):
+    """``erckit.TimmFrames.v2``: each frame through the backbone's own timm evaluation transform."""
+
+    def _preprocessing(self, size: int | None) -> dict[str, Any]:
+        from timm.data import create_transform, resolve_data_config
+
+        overrides = {} if size is None else {"input_size": (3, size, size)}
+        data_config = resolve_data_config(overrides, model=self.backbone)
+        # uint8 out (timm's prefetcher form): forward normalises with the same mean/std.
+        self.transform = create_transform(**data_config, is_training=False, normalize=False)
+        self.data_config = data_config
+        self.input_size = tuple(int(n) for n in data_config["input_size"][1:])  # (height, width)
+        self.size = max(self.input_size)
+        self.media = VideoSpec(num_frames=self.frames, size=_resize_size(self.transform, self.input_size))
+        return data_config
+
+    def featurize(self, sample: Sample) -> Features:
+        from PIL import Image
+
+        frames = checked_frames(sample)
+        if frames.shape[0] == 0:  # an empty clip: black frames, as v1
+            side = self.media.size or self.size
+            frames = torch.zeros(self.frames, side, side, 3, dtype=torch.uint8)
+        picked = pick_frames(frames, self.frames)
+        pixels = [self.transform(Image.fromarray(frame.numpy())) for frame in picked]
+        return {"pixels": torch.stack(pixels)}
+
+    def fingerprint(self) -> str:
+        steps = " | ".join(repr(step) for step in self.transform.transforms)
+        return f"erckit.TimmFrames.v2:{self.media!r}:{steps}"
+
+
+def _resize_size(transform: Any, input_size: tuple[int, int]) -> int:
+    """The shorter side the pipeline should decode frames to: what timm's first resize step targets.
+
+    ``Resize(int)`` (centre-crop mode) resizes the shorter side; a sized step with a
+    (height, width) target (squash or border mode, non-square inputs) gets its larger
+    side, so the pipeline never delivers fewer pixels than the transform uses.
+    """
+    for step in transform.transforms:
+        if type(step).__name__.startswith("Resize"):
+            size = getattr(step, "size", None)
+            if isinstance(size, int):
+                return size
+            if isinstance(size, (list, tuple)) and size:
+                return max(int(n) for n in size)
+    return max(input_size)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import inspect
 import os
 import re
 import stat
@@ -273,23 +274,39 @@ _Missing = _MissingType()
 
 
 def validate(raw: dict[str, Any], source: str, overridden: Mapping[str, str] | None = None) -> Recipe:
-    """Shorthands -> component tables (each against its factory's signature) -> schema -> stage checks.
+    """Shorthands -> component tables (each against its factory's signature) -> stage checks -> schema.
 
     Every problem of every step is collected, so one check lists them all.
     """
     overridden = overridden or {}
     _name_stages(raw)
     problems = expand_shorthands(raw)
-    problems += check_components(raw)
+    problems += check_components(raw, overridden)
+    problems = _mark_overridden(problems, overridden)
+    problems += check_stages(raw)
     try:
         recipe = _validate_schema(raw, overridden)
     except ValidationError as error:
         schema_problems = [_describe(item, raw, overridden) for item in error.errors()]
         raise RecipeError(source, schema_problems + problems) from None
-    problems += check_stages(recipe)
     if problems:
         raise RecipeError(source, problems)
     return recipe
+
+
+def _mark_overridden(problems: list[str], overridden: Mapping[str, str]) -> list[str]:
+    """Say "(from --set)" on a component problem whose key came from the command line, also when it
+    was set through a stage shorthand (``--set stages.teacher.lr=...`` is ``optimizer -> lr``)."""
+    marked = []
+    for problem in problems:
+        parts = problem.split(":", 1)[0].split(" -> ")
+        dotted = {".".join(parts)}
+        if len(parts) == 4 and parts[0] == "stages" and parts[2] in ("optimizer", "scheduler"):
+            dotted.add(f"stages.{parts[1]}.{parts[3]}")
+        if "(from --set)" not in problem and dotted & set(overridden):
+            problem += " (from --set)"
+        marked.append(problem)
+    return marked
 
 
 def expand_shorthands(raw: dict[str, Any]) -> list[str]:
@@ -310,7 +327,7 @@ def expand_shorthands(raw: dict[str, Any]) -> list[str]:
     return problems
 
 
-def check_components(raw: dict[str, Any]) -> list[str]:
+def check_components(raw: dict[str, Any], overridden: Mapping[str, str] | None = None) -> list[str]:
     """Check every component table of a raw recipe with the one resolver; fill defaults in place.
 
     Tables of the wrong shape are skipped: the schema reports them.
@@ -345,8 +362,14 @@ def check_components(raw: dict[str, Any]) -> list[str]:
         if not isinstance(stage, dict):
             continue
         where = f"stages -> {stage.get('name') or index}"
+        problems += _unknown_stage_keys(stage, where, overridden or {})  # removed: the kind's table stays checkable
+        before = len(problems)
         check("stages", stages, index, where, selector="kind", reserved=schema.STAGE_RESERVED)
+        if len(problems) > before and "unknown stage kind" in problems[before]:
+            problems[before] += f" Short names: {', '.join(schema.STAGE_KINDS)}."
         stage = stages[index]
+        if len(problems) == before and isinstance(stage.get("kind"), str):
+            stage[_CHECKED] = True
         for key, registry in (("objective", "objectives"), ("optimizer", "optimizers"), ("scheduler", "schedulers")):
             check(registry, stage, key, f"{where} -> {key}")
     loggers = raw.get("loggers")
@@ -355,34 +378,77 @@ def check_components(raw: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _unknown_stage_keys(stage: dict[str, Any], where: str, overridden: Mapping[str, str]) -> list[str]:
+    """Keys neither every stage has nor the stage kind takes, with a suggestion from both; removed
+    from the table so the kind's own check does not report them again."""
+    from .. import registry
+    from .signature import factory_parameters
+
+    kind = stage.get("kind")
+    if not isinstance(kind, str) or kind not in registry.stages.names():
+        return []
+    factory = registry.stages.get(kind)
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values())
+    own = set(factory_parameters(factory))
+    if accepts_any:
+        return []
+    known = sorted(own | set(schema.STAGE_RESERVED) | set(_STAGE_SHORTHANDS))
+    problems = []
+    for key in [k for k in stage if k not in own and k not in schema.STAGE_RESERVED]:
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        origin = " (from --set)" if f"stages.{stage.get('name')}.{key}" in overridden else ""
+        problems.append(f"{where} -> {key}: unknown key{origin}.{hint}")
+        del stage[key]
+    return problems
+
+
+_STAGE_SHORTHANDS = (*schema.OPTIMIZER_SHORTHAND_KEYS, *schema.SCHEDULER_SHORTHAND_KEYS, "class_weights")
+
+
 def stage_kinds(recipe: Recipe) -> list[Any]:
     """Each stage's ``StageKind`` (cheap: stage kind factories build descriptions, not models)."""
     return [resolve.create("stages", stage.kind_table(), key="kind") for stage in recipe.stages]
 
 
-def check_stages(recipe: Recipe) -> list[str]:
-    """Cross-field rules: unique stage names, the anchor, and each stage kind's own check of the model."""
+def check_stages(raw: dict[str, Any]) -> list[str]:
+    """Cross-field rules on the raw recipe: unique stage names, the anchor, and each stage kind's own
+    check of the model (stages whose table is broken are skipped: their problems are reported)."""
     from ..train.stage import ModelView
 
     problems: list[str] = []
-    encoders = tuple(recipe.model.encoders)
-    if recipe.model.anchor is not None and recipe.model.anchor not in encoders:
-        problems.append(f"model -> anchor: {recipe.model.anchor!r} is not an encoder (have: {', '.join(encoders)})")
-    names = recipe.stage_names()
-    for name in sorted({n for n in names if names.count(n) > 1}):
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    encoders = tuple(model.get("encoders") or ()) if isinstance(model.get("encoders"), dict) else ()
+    anchor = model.get("anchor")
+    if anchor is not None and encoders and anchor not in encoders:
+        problems.append(f"model -> anchor: {anchor!r} is not an encoder (have: {', '.join(encoders)})")
+    stages = [s for s in raw.get("stages") or [] if isinstance(s, dict)] if isinstance(raw.get("stages"), list) else []
+    names = [s.get("name") for s in stages]
+    for name in sorted({n for n in names if isinstance(n, str) and names.count(n) > 1}):
         problems.append(f"stages -> {name}: two stages share this name; give each a unique 'name'")
     trained: set[str] = set()
-    for stage in recipe.stages:
-        where = f"stages -> {stage.name}"
+    for stage in stages:
+        if not stage.get(_CHECKED):
+            # What a broken stage trains is unknown: assume everything, so later stages are not
+            # blamed for its problem (already reported).
+            trained.update(encoders)
+            continue
+        where = f"stages -> {stage.get('name')}"
+        table = {k: v for k, v in stage.items() if k not in schema.STAGE_RESERVED and k != _CHECKED}
         try:
-            kind = resolve.create("stages", stage.kind_table(), key="kind")
+            kind = resolve.create("stages", {**table, "kind": stage["kind"]}, key="kind")
         except ErckitError as error:
             problems.append(f"{where}: {error}")
             continue
-        view = ModelView(encoders, recipe.anchor, recipe.model.fuser is not None, frozenset(trained))
+        view = ModelView(encoders, anchor or (encoders[0] if encoders else ""), isinstance(model.get("fuser"), dict), frozenset(trained))
         problems += [f"{where} -> {problem}" for problem in kind.check(view)]
         trained.update(kind.trains())
+    for stage in stages:
+        stage.pop(_CHECKED, None)
     return problems
+
+
+_CHECKED = "\0checked"  # marks, between two checks, a stage whose kind table passed (never a TOML key)
 
 
 def _validate_schema(raw: dict[str, Any], overridden: Mapping[str, str]) -> Recipe:

@@ -34,11 +34,13 @@ class Component:
     """Marks a factory argument as nested component table(s) of ``registry``.
 
     ``reserved`` are keys of each nested table that belong to the caller (a loss's
-    ``weight``), not to the nested factory; their values are kept as given.
+    ``weight``), not to the nested factory; their values are kept as given, and
+    ``defaults`` fills those the table leaves out (so the resolved recipe shows them).
     """
 
     registry: str
     reserved: tuple[str, ...] = ()
+    defaults: tuple[tuple[str, Any], ...] = ()
 
 
 def as_table(value: Any, key: str = "factory") -> dict[str, Any] | None:
@@ -108,6 +110,8 @@ def _check_one(marker: Component, value: Any, path: str) -> tuple[Any, list[str]
     table = as_table(value)
     if table is None:
         return value, [f"{path}: expected a component table or name, got {value!r}"]
+    for key, default in marker.defaults:
+        table.setdefault(key, default)
     checked, problems = check_table(marker.registry, table, path, reserved=marker.reserved)
     return (checked if checked is not None else table), problems
 

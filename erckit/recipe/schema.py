@@ -96,6 +96,11 @@ OPTIMIZER_SHORTHAND_KEYS = ("lr", "weight_decay")
 SCHEDULER_SHORTHAND_KEYS = ("warmup_ratio", "warmup_steps")
 
 
+def short_kind(kind: str) -> str:
+    """A built-in stage kind by its short name (``erckit.Distill.v1`` -> ``distill``), for people to read."""
+    return next((short for short, full in STAGE_KINDS.items() if full == kind), kind)
+
+
 def full_name(name: Any, shorthands: dict[str, str]) -> Any:
     return shorthands.get(name, name) if isinstance(name, str) else name
 

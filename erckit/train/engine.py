@@ -19,14 +19,16 @@ import torch
 from torch import Tensor
 
 from ..data.context import count_truncations
-from ..data.types import Sample, make_samples
+from ..data.types import Sample
 from ..errors import ErckitError, UsageError
 from ..fileio import atomic_write_text, remove_stale_staging
 from ..metrics import classification_report
 from ..model import ERCModel
 from ..plugins import get_plugin_manager
 from ..recipe import Recipe, recipe_to_dict, recipe_to_toml, resolve
+from ..recipe.corpus import encoder_media
 from ..recipe.load import stage_kinds
+from ..recipe.schema import short_kind
 from ..terminal import escape
 from . import checkpoint as ckpt
 from ..data.batching import Batch, BucketBatchSampler, SampleDataset, make_loader
@@ -155,33 +157,16 @@ class Trainer:
     # ------------------------------------------------------------------ setup
 
     def load_data(self) -> tuple[list[str], Splits]:
-        from ..data.cache import DiskCache
-        from ..data.pipeline import MediaResolver
+        # The same functions `erckit data prepare` uses, so it fills exactly the cache read here.
+        from ..recipe.corpus import media_resolver, problem_lines, recipe_splits
 
-        data = self.recipe.data
-        corpus = resolve.create("datasets", {"dataset": data.dataset, **data.args}, key="dataset")
-        labels = list(data.labels or corpus.labels)
-
-        def split(name: str | None) -> list[Sample]:
-            if name is None or name not in corpus.splits:
-                return []
-            # Every split trains or scores: an unlabelled utterance is an error, named.
-            return make_samples(corpus.split(name), labels, max_context=data.max_context, require_labels=True)
-
-        splits = Splits(split(data.train_split), split(data.dev_split), split(data.test_split))
-        if not splits.train:
-            raise ErckitError(f"{data.dataset}: split {data.train_split!r} is empty or missing")
-        if not splits.dev:
-            raise ErckitError(f"{data.dataset}: split {data.dev_split!r} is empty or missing; dev selects the best epoch")
-        if self.runtime.is_main and corpus.problems:
-            for problem in corpus.problems[:20]:
-                self.report.warning(problem)
-            if len(corpus.problems) > 20:
-                self.report.warning(f"... and {len(corpus.problems) - 20} more data problems")
-        self.cache = DiskCache(data.cache_dir)
-        self.cache.ensure_writable()  # now, not when the first frozen outputs are stored epochs later
-        self.resolver = MediaResolver(self.cache, data.media_policy)
-        return labels, splits
+        data = recipe_splits(self.recipe)
+        if self.runtime.is_main:
+            for line in problem_lines(data.problems):
+                self.report.warning(line)
+        self.resolver = media_resolver(self.recipe)
+        self.cache = self.resolver.cache
+        return data.labels, Splits(**data.splits)
 
     def start_loggers(self, resumed_rows: int | None) -> None:
         params = recipe_to_dict(self.recipe)
@@ -197,7 +182,7 @@ class Trainer:
 
     def usable(self, samples: list[Sample], names: Iterable[str], split: str) -> list[Sample]:
         """Decode media the encoders need once (into the cache); drop samples the policy skips."""
-        specs = tuple(sorted({self.model.encoders[n].media for n in names if self.model.encoders[n].media is not None}, key=repr))
+        specs = encoder_media(self.model.encoders[n] for n in names)
         if not specs or not samples:
             return list(samples)
         key = (split, specs)
@@ -297,14 +282,14 @@ class Trainer:
             if self.runtime.is_main:
                 self.model.to("cpu")
                 remove_stale_staging(self.run_dir)  # of a killed earlier attempt; we hold the run's lock
+                self.model.training_recipe = recipe_to_toml(self.recipe, header="resolved recipe of this run")
                 self.model.save_pretrained(model_dir)
                 self.model.to(self.runtime.device)
                 self.hooks.on_train_end(run=self.info, metrics=test)
                 self.report.line(f"[green]model written to[/] {escape(model_dir)}")
             failed = False
         finally:
-            for logger in self.loggers:
-                logger.finish(None if failed else self.run_dir / "model")
+            self.finish_loggers(failed)
         self.runtime.barrier()
         return TrainResult(self.run_dir, model_dir, test, self.history())
 
@@ -314,7 +299,7 @@ class Trainer:
         name = stage.name or stage.kind
         self.stage = stage
         if self.runtime.is_main:
-            self.report.rule(f"stage {name} ({stage.kind})")
+            self.report.rule(f"stage {name} ({short_kind(stage.kind)})")
             self.hooks.on_stage_start(run=self.info, stage=name, kind=stage.kind)
         plan = kind.build(self)
         for parameter in self.model.parameters():
@@ -327,6 +312,9 @@ class Trainer:
             self.hooks.on_epoch_end(run=self.info, stage=name, epoch=row["epoch"], metrics=_numbers(row))
 
         loop = StageLoop(stage, plan, self.model, self.runtime, self.labels, self.report, epoch_done, self.save_checkpoint)
+        if self.runtime.is_main:
+            count = sum(p.numel() for p in plan.module.parameters())
+            self.report.line(f"stage {escape(name)}: training {count:,} parameters of {escape(type(plan.module).__name__)}")
         if not loop.trainable():
             # e.g. LateFusion with fixed weights: nothing to optimise, only to measure.
             dev = loop.evaluate()
@@ -385,6 +373,18 @@ class Trainer:
         if self.runtime.is_main:
             ckpt.save_checkpoint(self.run_dir, state, self.model, best, optim_state, objective_state)
         self.runtime.barrier()
+
+    def finish_loggers(self, failed: bool) -> None:
+        """Finish every logger, even when one of them fails to; then raise the first failure
+        (unless training itself failed: that error is the one to see)."""
+        errors = []
+        for logger in self.loggers:
+            try:
+                logger.finish(None if failed else self.run_dir / "model")
+            except Exception as error:  # noqa: BLE001 - re-raised below, after the others finished
+                errors.append(error)
+        if errors and not failed:
+            raise errors[0]
 
     def log_row(self, row: dict[str, Any]) -> None:
         """One metrics row to every logger (rank 0); counted, so a resume forgets rows after its checkpoint."""

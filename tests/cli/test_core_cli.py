@@ -206,7 +206,7 @@ def test_wrong_type(capsys, tmp_path):
 def test_missing_required_key(capsys, tmp_path):
     path = bad(tmp_path, 'students = ["audio"]\n', "")
     code, out, err = run(capsys, "recipe", "check", str(path))
-    assert_clean_failure(code, out, err, 1, str(path), "stages -> distill -> students: required key is missing")
+    assert_clean_failure(code, out, err, 1, str(path), "stages -> distill -> students: missing required argument of erckit.Distill.v1")
 
 
 def test_recipe_file_missing(capsys, tmp_path):
@@ -241,7 +241,7 @@ def test_set_on_unknown_stage(capsys, good):
 
 def test_set_with_wrong_type(capsys, good):
     code, out, err = run(capsys, "recipe", "check", str(good), "--set", "stages.teacher.lr=fast")
-    assert_clean_failure(code, out, err, 1, "stages -> teacher -> lr", "from --set", "'fast'")
+    assert_clean_failure(code, out, err, 1, "stages -> teacher -> optimizer -> lr", "from --set", "'fast'")
 
 
 def test_malformed_set_is_usage_error(capsys, good):

@@ -322,4 +322,4 @@ def test_resume_with_a_change_the_checkpoint_can_hold_warns_and_names_it(
     capsys.readouterr()
     args = ["train", str(recipe_path), "-o", str(out), "--device", "cpu", "--no-progress", "--resume"]
     assert main([*args, "--set", "stages.fusion.lr=0.02"]) == 0
-    assert "warning: resuming with a recipe that differs from the run's recipe.toml: stages.fusion.lr: 0.01 -> 0.02" in capsys.readouterr().err
+    assert "warning: resuming with a recipe that differs from the run's recipe.toml: stages.fusion.optimizer.lr: 0.01 -> 0.02" in capsys.readouterr().err

@@ -103,7 +103,9 @@ def test_hooks_fire_in_order(full_run: dict) -> None:
     events = full_run["events"]
     kinds = [e[0] for e in events]
     assert kinds == ["train_start"] + ["stage_start", "epoch_end", "epoch_end", "stage_end"] * 3 + ["train_end"]
-    assert [e[1] for e in events if e[0] == "stage_start"] == [("teacher", "supervised"), ("students", "distill"), ("fusion", "fuse")]
+    assert [e[1] for e in events if e[0] == "stage_start"] == [
+        ("teacher", "erckit.Supervised.v1"), ("students", "erckit.Distill.v1"), ("fusion", "erckit.Fuse.v1")
+    ]
     epoch = next(e[1] for e in events if e[0] == "epoch_end")
     assert epoch[:2] == ("teacher", 1) and "dev/weighted_f1" in epoch[2] and "train/loss" in epoch[2]
     assert events[-1][1] == full_run["result"].test
@@ -186,19 +188,21 @@ def test_early_stopping_on_dev_patience(make_recipe, tmp_path: Path) -> None:
 
 
 def test_class_weights_are_inverse_frequency(make_recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from erckit.train import engine
+    """``class_weights = true`` builds erckit.WeightedCrossEntropy.v1 with the train split's counts injected."""
+    from erckit.train import modules
 
     seen: list[Any] = []
 
-    class Spy(engine.SupervisedObjective):
-        def __init__(self, encoders, class_weight=None):
-            seen.append(class_weight)
-            super().__init__(encoders, class_weight)
+    class Spy(modules.SupervisedModule):
+        def __init__(self, encoders, objective):
+            seen.append(objective)
+            super().__init__(encoders, objective)
 
-    monkeypatch.setattr(engine, "SupervisedObjective", Spy)
+    monkeypatch.setattr(modules, "SupervisedModule", Spy)
     recipe = make_recipe(stage("supervised", encoders=["text"], epochs=1, class_weights=True), fuser=False)
+    assert recipe.stages[0].objective.factory == "erckit.WeightedCrossEntropy.v1"
     run_training(recipe, tmp_path / "run")
-    weight = seen[0]
+    weight = seen[0].weight
     assert weight is not None and weight.shape == (4,)
     from erckit.data.readers import read_jsonl_dataset
     from erckit.data.types import make_samples

@@ -54,12 +54,12 @@ def test_run_directory_not_writable(make_recipe, tmp_path: Path, monkeypatch: py
 
 
 def test_disk_full_while_writing_metrics(make_recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from erckit.train import engine
+    from erckit.train import loggers
 
     def full(path: Any, *args: Any, **kwargs: Any) -> Any:
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(engine, "open", full, raising=False)
+    monkeypatch.setattr(loggers, "open", full, raising=False)
     with pytest.raises(ErckitError, match=r"cannot write .*metrics\.jsonl: No space left on device"):
         run_training(make_recipe(stage("supervised", encoders=["text"]), fuser=False), tmp_path / "run")
 

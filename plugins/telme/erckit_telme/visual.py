@@ -3,8 +3,9 @@
 featurize: ``frames`` RGB frames (the data pipeline samples them uniformly over
 the utterance span and delivers RGB; the published code fed OpenCV's BGR as
 RGB) -> shorter side resized to the model's image size (bilinear, antialiased)
--> centre crop -> uint8 [T, 3, S, S]. Kept as uint8 so cached features are 4x
-smaller; scaling and normalisation happen in ``forward``.
+-> centre crop -> uint8 [T, 3, S, S] (``erckit.data.frames.prepare_frames``, erckit's
+public frame helper). Kept as uint8 so cached features are 4x smaller; scaling and
+normalisation happen in ``forward``.
 
 Normalisation statistics come from the model's image processor
 (``preprocessor_config.json``: image_mean / image_std). A model built from a
@@ -25,10 +26,10 @@ import torch
 from torch import nn
 
 from erckit.components import Encoder, Features, ModalityOutput
+from erckit.data.frames import prepare_frames
 from erckit.data.types import Sample, VideoSpec
 from erckit.errors import ErckitError
 from erckit.hf import load_backbone, load_processor, save_backbone_config
-from erckit.nn.visual import prepare_frames
 
 K400_MEAN = (0.45, 0.45, 0.45)
 K400_STD = (0.225, 0.225, 0.225)
