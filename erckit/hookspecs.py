@@ -47,7 +47,7 @@ def on_train_start(run: Any) -> None:
 
 @hookspec
 def on_stage_start(run: Any, stage: str, kind: str) -> None:
-    """A stage (named as in the recipe) begins."""
+    """A stage begins: ``stage`` is its name in the recipe, ``kind`` its stage kind's registered name (``erckit.Supervised.v1``)."""
 
 
 @hookspec

@@ -361,7 +361,7 @@ def test_training_events_reach_plugins(tmp_path: Path, monkeypatch: pytest.Monke
         manager.unregister(name="test-recorder")
 
     assert [e[0] for e in recorder.events] == ["train_start", "stage_start", "epoch_end", "stage_end", "train_end"]
-    assert recorder.events[1] == ("stage_start", "supervised", "supervised")
+    assert recorder.events[1] == ("stage_start", "supervised", "erckit.Supervised.v1")  # kind: its registered name
     _, stage, epoch, metrics = recorder.events[2]
     assert (stage, epoch) == ("supervised", 1)
     assert "train/loss" in metrics and "dev/weighted_f1" in metrics
