@@ -22,8 +22,9 @@ hookspec = pluggy.HookspecMarker("erckit")
 def register_components(register: Callable[..., None]) -> None:
     """Register factories: ``register(kind, name, factory, override=False)``.
 
-    ``kind`` is one of the registries in ``erckit.registry`` ('encoders',
-    'distillers', 'fusers', 'datasets'); ``name`` is 'namespace.Name.vN'. A name
+    ``kind`` names one of the registries in ``erckit.registry.REGISTRIES``
+    ('encoders', 'distillers', 'fusers', 'datasets', 'stages', 'objectives',
+    'optimizers', 'schedulers', 'loggers'); ``name`` is 'namespace.Name.vN'. A name
     another package also registers is used by neither (a built-in name stays
     built-in) unless exactly one of them passes ``override=True``.
     """
@@ -46,7 +47,7 @@ def on_train_start(run: Any) -> None:
 
 @hookspec
 def on_stage_start(run: Any, stage: str, kind: str) -> None:
-    """A stage (named as in the recipe) begins."""
+    """A stage begins: ``stage`` is its name in the recipe, ``kind`` its stage kind's registered name (``erckit.Supervised.v1``)."""
 
 
 @hookspec

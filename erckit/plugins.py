@@ -7,6 +7,10 @@ distribution name) anyway.
 A plugin that fails to import or register (any exception, SystemExit included),
 claims a name another package registers, or registers something that is not a
 factory costs one warning naming it and is skipped; the rest still loads.
+
+This module sits above ``erckit.registry``: it registers into the registries and,
+when imported, installs ``load_plugins`` as the registries' loader, so a lookup
+loads plugins first (``import erckit`` imports this module).
 """
 
 from __future__ import annotations
@@ -23,9 +27,19 @@ import pluggy
 
 from . import hookspecs
 from .errors import ErckitError
+from .registry import (
+    PROJECT,
+    REGISTRIES,
+    Origin,
+    check_factory,
+    check_name,
+    duplicate_message,
+    get_registry,
+    package_of_module,
+    set_plugin_loader,
+)
 
-PROJECT = "erckit"
-ENTRY_POINT_GROUP = "erckit"
+ENTRY_POINT_GROUP = PROJECT
 AUTOLOAD_ENV = "ERCKIT_DISABLE_PLUGIN_AUTOLOAD"
 SELECT_ENV = "ERCKIT_PLUGINS"
 
@@ -54,6 +68,8 @@ class PluginInfo:
 
 _lock = threading.RLock()
 _manager: pluggy.PluginManager | None = None
+_loaded = False  # every plugin is registered (set last, so another thread never sees half)
+_loading = False  # this process is loading now: a lookup made while loading does not start again
 _infos: list[PluginInfo] = []
 _failures: list[str] = []
 
@@ -103,35 +119,46 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 def load_plugins() -> None:
     """Discover and register all plugins once per process (idempotent, thread-safe)."""
-    global _manager
-    if _manager is not None:
+    global _loading, _loaded
+    if _loaded:
         return
-    with _lock:
-        if _manager is not None:
+    with _lock:  # re-entrant: the loading thread itself passes, and returns below
+        if _loaded or _loading:
             return
-        manager = pluggy.PluginManager(PROJECT)
-        manager.add_hookspecs(hookspecs)
-        packages: dict[str, str] = {}  # plugin name -> "distribution version"
-        for module_name in BUILTIN_PLUGINS:
-            module = importlib.import_module(module_name)
-            manager.register(module, name=module_name)
-            _infos.append(PluginInfo(module_name, "erckit", _version("erckit"), "built-in"))
-        for entry_point in _entry_points(ENTRY_POINT_GROUP):
-            if not _should_load(entry_point) or manager.has_plugin(entry_point.name):
-                continue
-            try:
-                plugin = entry_point.load()
-                manager.register(plugin, name=entry_point.name)
-            except KeyboardInterrupt:
-                raise
-            except BaseException as error:  # SystemExit too: a broken plugin must not end erckit
-                _warn(_describe(entry_point), error)
-                continue
-            packages[entry_point.name] = _dist_label(entry_point)
-            _infos.append(_info(entry_point, f"entry point {ENTRY_POINT_GROUP}"))
-        _manager = manager
-        claims = _claims_from_hooks(manager, packages) + _claims_from_registry_entry_points()
-        _register_claims(claims)
+        _loading = True
+        try:
+            _load()
+            _loaded = True
+        finally:
+            _loading = False
+
+
+def _load() -> None:
+    global _manager
+    # Built-ins first, then pluggy entry points, then every registration they ask for, at once.
+    manager = pluggy.PluginManager(PROJECT)
+    manager.add_hookspecs(hookspecs)
+    packages: dict[str, str] = {}  # plugin name -> "distribution version"
+    for module_name in BUILTIN_PLUGINS:
+        module = importlib.import_module(module_name)
+        manager.register(module, name=module_name)
+        _infos.append(PluginInfo(module_name, "erckit", _version("erckit"), "built-in"))
+    for entry_point in _entry_points(ENTRY_POINT_GROUP):
+        if not _should_load(entry_point) or manager.has_plugin(entry_point.name):
+            continue
+        try:
+            plugin = entry_point.load()
+            manager.register(plugin, name=entry_point.name)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # SystemExit too: a broken plugin must not end erckit
+            _warn(_describe(entry_point), error)
+            continue
+        packages[entry_point.name] = _dist_label(entry_point)
+        _infos.append(_info(entry_point, f"entry point {ENTRY_POINT_GROUP}"))
+    _manager = manager
+    claims = _claims_from_hooks(manager, packages) + _claims_from_registry_entry_points()
+    _register_claims(claims)
 
 
 @dataclass(frozen=True)
@@ -141,15 +168,13 @@ class _Claim:
     kind: str
     name: str
     factory: Any
-    origin: Any  # registry.Origin
+    origin: Origin
     override: bool
     builtin: bool
     label: str  # who asked, for messages
 
 
 def _claims_from_hooks(manager: pluggy.PluginManager, packages: dict[str, str]) -> list[_Claim]:
-    from .registry import Origin, get_registry, package_of_module
-
     claims: list[_Claim] = []
     # Each implementation is called on its own so the table can say which plugin
     # registered which component, and a failing plugin is skipped as a whole.
@@ -180,11 +205,9 @@ def _claims_from_hooks(manager: pluggy.PluginManager, packages: dict[str, str]) 
 
 
 def _claims_from_registry_entry_points() -> list[_Claim]:
-    from .registry import REGISTRIES, Origin
-
     claims: list[_Claim] = []
-    for kind in REGISTRIES:
-        group = f"{PROJECT}_{kind}"
+    for kind, registry in REGISTRIES.items():
+        group = registry.entry_point_group
         for entry_point in _entry_points(group):
             if not _should_load(entry_point):
                 continue
@@ -210,8 +233,6 @@ def _register_claims(claims: list[_Claim]) -> None:
     replaces the plain ones, and a name two plugins claim plainly is used by neither
     (so a plugin cannot run its code in place of another's by loading first).
     """
-    from .registry import REGISTRIES, check_factory, check_name, duplicate_message, get_registry
-
     by_name: dict[tuple[str, str], list[_Claim]] = {}
     for claim in claims:
         try:
@@ -270,21 +291,16 @@ def failed_plugins() -> list[str]:
 
 
 def reset_plugins() -> None:
-    """Forget loaded plugins and entry-point registrations (tests use this)."""
-    global _manager
-    from .registry import REGISTRIES
-
-    import catalogue
-
+    """Forget loaded plugins and every registration (tests use this); the next lookup loads again."""
+    global _manager, _loaded
     with _lock:
         for registry in REGISTRIES.values():
             for name in list(registry.origins):
-                # catalogue has no public way to unregister; its REGISTRY dict is public.
-                catalogue.REGISTRY.pop((*registry.namespace, name), None)
-            registry.origins.clear()
+                registry.unregister(name)
             registry.refused.clear()
             registry.overrides.clear()
         _manager = None
+        _loaded = False
         _infos.clear()
         _failures.clear()
 
@@ -317,3 +333,6 @@ def _version(dist_name: str) -> str:
         return metadata.version(dist_name)
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+set_plugin_loader(load_plugins)

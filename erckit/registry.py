@@ -1,15 +1,22 @@
 """Every registry erckit resolves recipe names against, declared in one place.
 
-Each registry is a catalogue registry with entry points on, so a package can
-register a factory without code, through the entry-point group
-``erckit_<registry>`` (e.g. ``erckit_encoders``). Plugins may also register in
-bulk through the ``register_components`` pluggy hook (see ``erckit.hookspecs``).
+Each registry keeps its factories in a catalogue registry (namespace
+``("erckit", kind)``). A package can register a factory without code, through
+the entry-point group ``erckit_<registry>`` (e.g. ``erckit_encoders``: catalogue's
+own naming), or in bulk through the ``register_components`` pluggy hook (see
+``erckit.hookspecs``).
 
 Names follow ``"<namespace>.<Name>.v<N>"``. A published ``vN`` never changes
 behaviour: a new behaviour is a new version.
 
     >>> from erckit import registry
     >>> factory = registry.fusers.get("erckit.ConcatFuser.v1")
+
+Dependencies point one way: ``erckit.plugins`` imports this module and registers
+into it; this module never imports the plugin loader. Instead a lookup first
+calls the loader installed with ``set_plugin_loader``, which ``erckit.plugins``
+does when it is imported, and ``import erckit`` imports it. So
+``registry.encoders.get(name)`` sees every plugin without a call first.
 """
 
 from __future__ import annotations
@@ -26,6 +33,23 @@ import catalogue
 from .errors import ErckitError, UnknownComponentError
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[A-Za-z][A-Za-z0-9_]*\.v[0-9]+$")
+PROJECT = "erckit"
+
+
+def _no_plugins() -> None:
+    """The loader until ``erckit.plugins`` installs its own: nothing to load."""
+
+
+_load_plugins: Callable[[], None] = _no_plugins
+
+
+def set_plugin_loader(load: Callable[[], None]) -> None:
+    """Call ``load`` before every lookup, so plugins register before a name is looked up.
+
+    ``load`` must be idempotent and cheap once done (``erckit.plugins.load_plugins``).
+    """
+    global _load_plugins
+    _load_plugins = load
 
 
 @dataclass(frozen=True)
@@ -36,20 +60,29 @@ class Origin:
     package: str
 
 
-class Registry(catalogue.Registry):
-    """A catalogue registry that loads erckit plugins before answering.
+class Registry:
+    """One kind of component: a catalogue registry that loads erckit plugins before answering.
 
     Unknown names raise ``UnknownComponentError`` listing what is available,
     instead of catalogue's bare ``RegistryError``. A name is registered once:
     registering another factory under it is an error naming both packages,
     unless the call says ``override=True`` (see docs/plugins.md).
+
+    Catalogue's own entry-point loading stays off (``entry_points=False``): it
+    imports every entry point of the group on any ``get_all`` (one broken plugin
+    would break every lookup) and prefers an entry point over a registered name
+    (which would bypass the one-owner rule). ``erckit.plugins`` reads
+    ``entry_point_group`` itself, one entry point at a time, and registers here
+    what it accepts.
     """
 
     def __init__(self, kind: str, description: str, *, singular: str, injected: tuple[str, ...] = ()):
-        super().__init__(("erckit", kind), entry_points=True)
         self.kind = kind
         self.singular = singular
         self.description = description
+        self.namespace = (PROJECT, kind)
+        self.entry_point_group = "_".join(self.namespace)  # catalogue's name for the group
+        self._factories = catalogue.create(*self.namespace, entry_points=False)
         # Arguments erckit passes to this registry's factories when their signature names them;
         # a recipe never sets them (erckit.recipe.resolve).
         self.injected = frozenset(injected)
@@ -57,58 +90,53 @@ class Registry(catalogue.Registry):
         self.refused: dict[str, str] = {}  # name -> why no plugin's factory is used for it
         self.overrides: dict[str, Origin] = {}  # name -> the origin of the factory an override replaced
 
+    def __repr__(self) -> str:
+        return f"<erckit registry {self.kind!r}>"
+
     def register(
         self, name: str, *, func: Any | None = None, origin: Origin | None = None, override: bool = False
     ) -> Any:
+        """Register ``func`` under ``name``, or return a decorator that does."""
         check_name(self.kind, name)
 
         def do_register(factory: Any) -> Any:
             check_factory(self.kind, name, factory)
             new_origin = origin or _origin_of(factory)
-            if self._has(name):
-                existing = super(Registry, self).get(name)
+            if name in self._factories:
+                existing = self._factories.get(name)
                 if existing is factory:
                     return factory  # the same function again: harmless
                 if not override:
                     raise ErckitError(duplicate_message(self.kind, name, self.origins.get(name), new_origin))
                 if name in self.origins:
                     self.overrides[name] = self.origins[name]
-            super(Registry, self).register(name, func=factory)
+            self._factories.register(name, func=factory)
             self.origins[name] = new_origin
             return factory
 
         return do_register(func) if func is not None else do_register
 
     def unregister(self, name: str) -> None:
-        """Forget ``name`` (tests, and plugins undoing their own registration)."""
-        # catalogue has no public way to unregister; its REGISTRY dict is public.
-        catalogue.REGISTRY.pop((*self.namespace, name), None)
+        """Forget ``name`` and what was recorded about it (tests, a plugin undoing its own registration, ``reset_plugins``)."""
+        _forget(self.namespace, name)
         self.origins.pop(name, None)
         self.overrides.pop(name, None)
 
-    def _has(self, name: str) -> bool:
-        return catalogue.check_exists(*self.namespace, name)
+    def has(self, name: str) -> bool:
+        _load_plugins()
+        return name in self._factories
 
-    # Entry points are loaded (tolerantly) by erckit.plugins and registered
-    # above, so catalogue's own eager, all-or-nothing loading is switched off.
-    def _get_entry_points(self) -> list:
-        return []
+    __contains__ = has
 
     def get(self, name: str) -> Callable[..., Any]:
-        from .plugins import load_plugins
-
-        load_plugins()
-        if not self._has(name) and name in self.refused:
-            raise UnknownComponentError(self.refused[name])
-        if not self._has(name):
-            raise UnknownComponentError(self.unknown_message(name))
-        return super().get(name)
+        _load_plugins()
+        if name not in self._factories:
+            raise UnknownComponentError(self.refused.get(name) or self.unknown_message(name))
+        return self._factories.get(name)
 
     def get_all(self) -> dict[str, Any]:
-        from .plugins import load_plugins
-
-        load_plugins()
-        return dict(sorted(super().get_all().items()))
+        _load_plugins()
+        return dict(sorted(self._factories.get_all().items()))
 
     def names(self) -> list[str]:
         return list(self.get_all())
@@ -124,6 +152,12 @@ class Registry(catalogue.Registry):
         if namespace != "erckit" and namespace not in {n.split('.', 1)[0] for n in available}:
             message += f" If {name!r} comes from a plugin, install it (e.g. pip install erckit-{namespace})."
         return message
+
+
+def _forget(namespace: tuple[str, ...], name: str) -> None:
+    # catalogue (2.0.10) offers no public way to remove a registration: only its
+    # module-level REGISTRY dict holds them. This is erckit's one use of it.
+    catalogue.REGISTRY.pop((*namespace, name), None)
 
 
 def check_name(kind: str, name: Any) -> None:
@@ -229,7 +263,7 @@ def get_registry(kind: str) -> Registry:
 def find_component(name: str) -> tuple[Registry, Callable[..., Any]]:
     """Look a name up in every registry (for messages and ``erckit components``)."""
     for registry in REGISTRIES.values():
-        if registry._has(name) or name in registry.get_all():
+        if registry.has(name):
             return registry, registry.get(name)
     everything = sorted(n for r in REGISTRIES.values() for n in r.get_all())
     raise UnknownComponentError(

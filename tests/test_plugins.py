@@ -278,6 +278,36 @@ def test_non_callable_factory_is_refused_at_registration(tmp_path: Path):
     assert "not a function" in problem
 
 
+def test_one_broken_entry_point_in_a_component_group_costs_only_itself(tmp_path: Path):
+    """catalogue would import the whole erckit_fusers group at once and fail every lookup; erckit loads each alone."""
+    (tmp_path / "raising_factory.py").write_text('raise ImportError("no such backend")\n')
+    path = fake_plugin(
+        tmp_path, "erckit-mixed", "good_factory", "def fuser(num_classes: int):\n    \"\"\"A good fuser.\"\"\"\n",
+        "[erckit_fusers]\nmixed.Broken.v1 = raising_factory:fuser\nmixed.Good.v1 = good_factory:fuser\n",
+    )
+    result = run_erckit(["components", "--kind", "fusers"], AUTOLOAD_ON, pythonpath=path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    (warning,) = warning_lines(result.stderr)
+    assert "mixed.Broken.v1" in warning and "erckit-mixed 0.1" in warning and "no such backend" in warning
+    assert "mixed.Good.v1" in result.stdout and "erckit.ConcatFuser.v1" in result.stdout
+    assert "mixed.Broken.v1" not in result.stdout
+
+
+def test_reset_forgets_plugin_registrations_and_the_next_lookup_loads_them_again():
+    from erckit import registry
+
+    teacher = registry.encoders.get("telme.RobertaTeacher.v1")
+    plugins.reset_plugins()
+    try:
+        assert registry.encoders.origins == {} and not registry.encoders.refused
+        # the next lookup loads every plugin again, through the registry's loader
+        assert registry.encoders.get("telme.RobertaTeacher.v1") is teacher
+        assert registry.encoders.origins["telme.RobertaTeacher.v1"].package.startswith("erckit-telme")
+    finally:
+        plugins.load_plugins()
+    assert plugins.failed_plugins() == []
+
+
 # ------------------------------------------------------------------------ training events
 
 
@@ -331,7 +361,7 @@ def test_training_events_reach_plugins(tmp_path: Path, monkeypatch: pytest.Monke
         manager.unregister(name="test-recorder")
 
     assert [e[0] for e in recorder.events] == ["train_start", "stage_start", "epoch_end", "stage_end", "train_end"]
-    assert recorder.events[1] == ("stage_start", "supervised", "supervised")
+    assert recorder.events[1] == ("stage_start", "supervised", "erckit.Supervised.v1")  # kind: its registered name
     _, stage, epoch, metrics = recorder.events[2]
     assert (stage, epoch) == ("supervised", 1)
     assert "train/loss" in metrics and "dev/weighted_f1" in metrics

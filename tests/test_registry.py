@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from erckit import registry
+from erckit import plugins, registry
 from erckit.errors import ErckitError, UnknownComponentError
 
 
@@ -71,10 +74,66 @@ def test_register_as_decorator_and_lookup():
         assert registry.distillers.get(name) is decorated
         assert name in registry.distillers.names()
     finally:
-        import catalogue
+        registry.distillers.unregister(name)
+    assert name not in registry.distillers.names() and name not in registry.distillers.origins
 
-        catalogue.REGISTRY.pop((*registry.distillers.namespace, name), None)
-        registry.distillers.origins.pop(name, None)
+
+def test_unregister_forgets_the_name_and_allows_it_again():
+    name = "testns.Transient.v1"
+
+    def first(temperature: float = 1.0):
+        """First."""
+
+    def second(temperature: float = 2.0):
+        """Second."""
+
+    registry.distillers.register(name, func=first)
+    assert registry.distillers.has(name) and name in registry.distillers
+    registry.distillers.unregister(name)
+    assert not registry.distillers.has(name) and name not in registry.distillers.origins
+    with pytest.raises(UnknownComponentError, match="unknown distiller 'testns.Transient.v1'"):
+        registry.distillers.get(name)
+    registry.distillers.register(name, func=second)  # no "already registered": it is gone
+    try:
+        assert registry.distillers.get(name) is second
+    finally:
+        registry.distillers.unregister(name)
+
+
+def test_a_lookup_calls_the_installed_loader_first():
+    name = "testns.Lazy.v1"
+
+    def lazy(num_classes: int):
+        """Registered by the loader."""
+
+    calls: list[str] = []
+
+    def loader() -> None:
+        calls.append("load")
+        plugins.load_plugins()
+        if not calls[1:]:  # first call only, as a real loader registers once
+            registry.fusers.register(name, func=lazy)
+
+    registry.set_plugin_loader(loader)
+    try:
+        assert registry.fusers.get(name) is lazy
+        assert name in registry.fusers.names()
+        assert len(calls) == 2
+    finally:
+        registry.set_plugin_loader(plugins.load_plugins)
+        registry.fusers.unregister(name)
+
+
+def test_a_fresh_interpreter_finds_plugin_components_without_loading_anything_first():
+    code = (
+        "from erckit import registry\n"
+        "print(registry.encoders.get('telme.RobertaTeacher.v1').__module__)\n"
+        "print(registry.encoders.origins['example.BagOfWords.v1'].plugin)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    module, plugin = result.stdout.splitlines()
+    assert module.startswith("erckit_telme.") and plugin == "entry point erckit_encoders"
 
 
 def test_get_registry_and_find_component():
@@ -111,8 +170,5 @@ def test_override_replaces_on_purpose_and_is_recorded():
         assert registry.distillers.get(name) is second
         assert registry.distillers.overrides[name].plugin == "test_registry"
     finally:
-        import catalogue
-
-        catalogue.REGISTRY.pop((*registry.distillers.namespace, name), None)
-        registry.distillers.origins.pop(name, None)
-        registry.distillers.overrides.pop(name, None)
+        registry.distillers.unregister(name)
+    assert name not in registry.distillers.overrides
