@@ -117,8 +117,8 @@ def write_demo(out_dir: str | Path, seed: int = 0, **settings: Any) -> DemoSumma
 
 
 def _write_tokenizer(root: Path) -> None:
-    """A word-level tokenizer fit to the training split, for tiny text models (see erckit.hf.word_tokenizer)."""
-    from ..hf import word_tokenizer
+    """A word-level tokenizer fit to the training split, for tiny text models (see erckit.data.tokenizers.word_tokenizer)."""
+    from .tokenizers import word_tokenizer
 
     texts = [
         turn["text"]

@@ -414,7 +414,7 @@ def stage_kinds(recipe: Recipe) -> list[Any]:
 def check_stages(raw: dict[str, Any]) -> list[str]:
     """Cross-field rules on the raw recipe: unique stage names, the anchor, and each stage kind's own
     check of the model (stages whose table is broken are skipped: their problems are reported)."""
-    from ..train.stage import ModelView
+    from .schema import ModelView
 
     problems: list[str] = []
     model = raw.get("model") if isinstance(raw.get("model"), dict) else {}

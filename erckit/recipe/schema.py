@@ -6,6 +6,7 @@ the factory's arguments, checked against its signature in ``validate.py``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
@@ -75,6 +76,17 @@ def _plain_encoder_name(name: str) -> str:
     if problem:
         raise ValueError(f"encoder name {name!r} {problem} (it names a module and a directory)")
     return name
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """What a stage kind may check a recipe's model against (no weights are built): see
+    ``erckit.train.stage.StageKind.check``."""
+
+    encoders: tuple[str, ...]
+    anchor: str
+    has_fuser: bool
+    trained: frozenset[str] = field(default_factory=frozenset)  # encoders earlier stages train
 
 
 class ModelConfig(Strict):

@@ -17,8 +17,10 @@ docs/plugins.md for a third-party one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Protocol, Sequence
+
+from ..recipe.schema import ModelView  # noqa: F401  (part of this interface; defined with the recipe)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -29,16 +31,6 @@ if TYPE_CHECKING:
     from ..recipe.schema import StageConfig
     from .frozen import Outputs
     from .runtime import Runtime
-
-
-@dataclass(frozen=True)
-class ModelView:
-    """What a stage kind may check a recipe's model against (no weights are built)."""
-
-    encoders: tuple[str, ...]
-    anchor: str
-    has_fuser: bool
-    trained: frozenset[str] = field(default_factory=frozenset)  # encoders earlier stages train
 
 
 class StageKind:
