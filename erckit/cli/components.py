@@ -76,7 +76,7 @@ def show_component(name: str) -> int:
             default = "required"
         else:
             default = _toml_value(parameter.default)
-        table.add_row(ui.text(argument), ui.text(_type_name(parameter.annotation)), ui.text(default))
+        table.add_row(ui.text(argument), ui.text(_type_name(parameter.annotation, factory, argument)), ui.text(default))
     ui.out.print()
     if parameters:
         ui.print_whole(table)
@@ -102,7 +102,21 @@ def _qualified_name(factory: Callable[..., Any]) -> str:
     return f"{module}:{getattr(factory, '__qualname__', repr(factory))}"
 
 
-def _type_name(annotation: Any) -> str:
+def _type_name(annotation: Any, factory: Any = None, argument: str = "") -> str:
+    """The argument's type as a recipe author reads it: constraints and markers left out,
+    nested component tables named by their registry."""
+    import typing
+
+    from ..recipe.resolve import nested_components
+
+    marker = nested_components(factory).get(argument) if factory is not None else None
+    if marker is not None:
+        return f"{marker.registry} tables"
+    if factory is not None:
+        try:
+            annotation = typing.get_type_hints(factory).get(argument, annotation)  # Annotated[...] stripped
+        except Exception:  # noqa: BLE001 - unresolvable hints: show them as written
+            pass
     if annotation is inspect.Parameter.empty:
         return "any"
     if isinstance(annotation, str):  # from __future__ import annotations: the hint as written
