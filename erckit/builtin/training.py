@@ -11,9 +11,18 @@ the stage's run) for schedulers.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Sequence
+from typing import Annotated, Any, Literal, Sequence
+
+from pydantic import Field
 
 from ..errors import ErckitError
+
+# Ranges in the signatures, so `erckit recipe check` refuses a bad value before anything runs;
+# the factories check again for callers that build them directly.
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+Steps = Annotated[int, Field(ge=0)]
 from ..plugins import hookimpl
 
 # --------------------------------------------------------------------------- checks
@@ -103,7 +112,7 @@ def weighted_cross_entropy(
     num_classes: int,
     class_counts: list[int] | None = None,
     weights: Literal["balanced"] | list[float] = "balanced",
-    label_smoothing: float = 0.0,
+    label_smoothing: Fraction = 0.0,
 ) -> Any:
     """Class-weighted cross-entropy (weighted mean over rows, as PyTorch's weight=).
 
@@ -127,9 +136,9 @@ def weighted_cross_entropy(
 def focal_loss(
     num_classes: int,
     class_counts: list[int] | None = None,
-    gamma: float = 2.0,
+    gamma: NonNegative = 2.0,
     alpha: None | Literal["balanced"] | list[float] = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: Fraction = 0.0,
 ) -> Any:
     """Focal loss (Lin et al.): mean over rows of -alpha_y (1 - p_y)^gamma log p_y.
 
@@ -173,8 +182,8 @@ def _adam_options(name: str, lr: Any, weight_decay: Any, betas: Any, eps: Any) -
 
 def adamw(
     params: list[tuple[str, Any]],
-    lr: float = 1e-5,
-    weight_decay: float = 0.01,
+    lr: Positive = 1e-5,
+    weight_decay: NonNegative = 0.01,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
 ) -> Any:
@@ -192,8 +201,8 @@ def adamw(
 
 def adam_optimizer(
     params: list[tuple[str, Any]],
-    lr: float = 1e-5,
-    weight_decay: float = 0.01,
+    lr: Positive = 1e-5,
+    weight_decay: NonNegative = 0.01,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
 ) -> Any:
@@ -211,9 +220,9 @@ def adam_optimizer(
 
 def sgd_optimizer(
     params: list[tuple[str, Any]],
-    lr: float = 1e-5,
-    weight_decay: float = 0.01,
-    momentum: float = 0.9,
+    lr: Positive = 1e-5,
+    weight_decay: NonNegative = 0.01,
+    momentum: NonNegative = 0.9,
     nesterov: bool = False,
 ) -> Any:
     """SGD with momentum (weight decay as L2 on the gradient, none on biases and norm weights).
@@ -255,9 +264,9 @@ def _schedule(
 def linear_schedule(
     optimizer: Any,
     run_steps: int,
-    warmup_ratio: float = 0.0,
-    warmup_steps: int | None = None,
-    total_steps: int | None = None,
+    warmup_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0,
+    warmup_steps: Steps | None = None,
+    total_steps: Annotated[int, Field(ge=1)] | None = None,
 ) -> Any:
     """Linear warm-up from 0, then linear decay to 0 at the horizon (transformers' "linear").
 
@@ -271,9 +280,9 @@ def linear_schedule(
 def cosine_schedule(
     optimizer: Any,
     run_steps: int,
-    warmup_ratio: float = 0.0,
-    warmup_steps: int | None = None,
-    total_steps: int | None = None,
+    warmup_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0,
+    warmup_steps: Steps | None = None,
+    total_steps: Annotated[int, Field(ge=1)] | None = None,
     num_cycles: float = 0.5,
 ) -> Any:
     """Linear warm-up from 0, then cosine decay over the horizon (transformers' "cosine").
@@ -289,9 +298,9 @@ def cosine_schedule(
 def constant_schedule(
     optimizer: Any,
     run_steps: int,
-    warmup_ratio: float = 0.0,
-    warmup_steps: int | None = None,
-    total_steps: int | None = None,
+    warmup_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0,
+    warmup_steps: Steps | None = None,
+    total_steps: Annotated[int, Field(ge=1)] | None = None,
 ) -> Any:
     """Constant learning rate, after a linear warm-up from 0 if one is set.
 

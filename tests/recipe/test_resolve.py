@@ -7,24 +7,11 @@ from typing import Annotated, Any
 
 import pytest
 
-from erckit import registry
 from erckit.errors import ErckitError
 from erckit.recipe import resolve
 from erckit.recipe.resolve import Component
 
 
-@pytest.fixture
-def registered():
-    added: list[tuple[registry.Registry, str]] = []
-
-    def add(kind: str, name: str, factory: Any) -> None:
-        target = registry.get_registry(kind)
-        target.register(name, func=factory)
-        added.append((target, name))
-
-    yield add
-    for target, name in added:
-        target.unregister(name)
 
 
 def test_an_injected_argument_is_not_missing_and_is_passed(registered):

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import torch
 
-from erckit import registry
 from erckit.errors import RecipeError
 
 from .conftest import CTX, TEXT, read_metrics, run_training, stage
@@ -17,18 +16,6 @@ from .conftest import CTX, TEXT, read_metrics, run_training, stage
 TEXT2 = TEXT.replace("encoders.text", "encoders.text2")
 
 
-@pytest.fixture
-def registered():
-    added: list[tuple[Any, str]] = []
-
-    def add(kind: str, name: str, factory: Any) -> None:
-        target = registry.get_registry(kind)
-        target.register(name, func=factory)
-        added.append((target, name))
-
-    yield add
-    for target, name in added:
-        target.unregister(name)
 
 
 def test_a_distiller_and_an_objective_needing_num_classes_get_it(make_recipe, registered, tmp_path: Path):
