@@ -281,9 +281,10 @@ def validate(raw: dict[str, Any], source: str, overridden: Mapping[str, str] | N
     overridden = overridden or {}
     _name_stages(raw)
     problems = expand_shorthands(raw)
-    problems += check_components(raw, overridden)
+    checked: set[int] = set()  # positions of the stages whose kind table passed
+    problems += check_components(raw, overridden, checked)
     problems = _mark_overridden(problems, overridden)
-    problems += check_stages(raw)
+    problems += check_stages(raw, checked)
     try:
         recipe = _validate_schema(raw, overridden)
     except ValidationError as error:
@@ -327,7 +328,9 @@ def expand_shorthands(raw: dict[str, Any]) -> list[str]:
     return problems
 
 
-def check_components(raw: dict[str, Any], overridden: Mapping[str, str] | None = None) -> list[str]:
+def check_components(
+    raw: dict[str, Any], overridden: Mapping[str, str] | None = None, checked: set[int] | None = None
+) -> list[str]:
     """Check every component table of a raw recipe with the one resolver; fill defaults in place.
 
     Tables of the wrong shape are skipped: the schema reports them.
@@ -368,8 +371,8 @@ def check_components(raw: dict[str, Any], overridden: Mapping[str, str] | None =
         if len(problems) > before and "unknown stage kind" in problems[before]:
             problems[before] += f" Short names: {', '.join(schema.STAGE_KINDS)}."
         stage = stages[index]
-        if len(problems) == before and isinstance(stage.get("kind"), str):
-            stage[_CHECKED] = True
+        if len(problems) == before and isinstance(stage.get("kind"), str) and checked is not None:
+            checked.add(index)
         for key, registry in (("objective", "objectives"), ("optimizer", "optimizers"), ("scheduler", "schedulers")):
             check(registry, stage, key, f"{where} -> {key}")
     loggers = raw.get("loggers")
@@ -411,7 +414,7 @@ def stage_kinds(recipe: Recipe) -> list[Any]:
     return [resolve.create("stages", stage.kind_table(), key="kind") for stage in recipe.stages]
 
 
-def check_stages(raw: dict[str, Any]) -> list[str]:
+def check_stages(raw: dict[str, Any], checked: set[int]) -> list[str]:
     """Cross-field rules on the raw recipe: unique stage names, the anchor, and each stage kind's own
     check of the model (stages whose table is broken are skipped: their problems are reported)."""
     from .schema import ModelView
@@ -422,19 +425,20 @@ def check_stages(raw: dict[str, Any]) -> list[str]:
     anchor = model.get("anchor")
     if anchor is not None and encoders and anchor not in encoders:
         problems.append(f"model -> anchor: {anchor!r} is not an encoder (have: {', '.join(encoders)})")
-    stages = [s for s in raw.get("stages") or [] if isinstance(s, dict)] if isinstance(raw.get("stages"), list) else []
-    names = [s.get("name") for s in stages]
+    listed = raw.get("stages") if isinstance(raw.get("stages"), list) else []
+    stages = [(i, s) for i, s in enumerate(listed) if isinstance(s, dict)]
+    names = [s.get("name") for _, s in stages]
     for name in sorted({n for n in names if isinstance(n, str) and names.count(n) > 1}):
         problems.append(f"stages -> {name}: two stages share this name; give each a unique 'name'")
     trained: set[str] = set()
-    for stage in stages:
-        if not stage.get(_CHECKED):
+    for index, stage in stages:
+        if index not in checked:
             # What a broken stage trains is unknown: assume everything, so later stages are not
             # blamed for its problem (already reported).
             trained.update(encoders)
             continue
         where = f"stages -> {stage.get('name')}"
-        table = {k: v for k, v in stage.items() if k not in schema.STAGE_RESERVED and k != _CHECKED}
+        table = {k: v for k, v in stage.items() if k not in schema.STAGE_RESERVED}
         try:
             kind = resolve.create("stages", {**table, "kind": stage["kind"]}, key="kind")
         except ErckitError as error:
@@ -443,12 +447,7 @@ def check_stages(raw: dict[str, Any]) -> list[str]:
         view = ModelView(encoders, anchor or (encoders[0] if encoders else ""), isinstance(model.get("fuser"), dict), frozenset(trained))
         problems += [f"{where} -> {problem}" for problem in kind.check(view)]
         trained.update(kind.trains())
-    for stage in stages:
-        stage.pop(_CHECKED, None)
     return problems
-
-
-_CHECKED = "\0checked"  # marks, between two checks, a stage whose kind table passed (never a TOML key)
 
 
 def _validate_schema(raw: dict[str, Any], overridden: Mapping[str, str]) -> Recipe:

@@ -148,6 +148,8 @@ class Trainer:
         self.hooks = get_plugin_manager().hook
         self.info = RunInfo(run_dir, recipe, runtime.rank, runtime.world_size)
         self.seed = recipe.seed
+        # Written as the run's recipe.toml, kept in the model, and compared with on resume.
+        self.resolved_toml = recipe_to_toml(recipe, header="resolved recipe of this run")
         self._usable: dict[tuple[str, tuple], list[Sample]] = {}
         self._metrics_rows = 0
         self.rows: list[dict[str, Any]] = []  # logged by this process
@@ -223,14 +225,10 @@ class Trainer:
                 num_workers=self.recipe.data.num_workers, description=f"{name} outputs ({split})", progress=progress,
             )
 
-    def class_counts(self) -> list[int]:
-        counts = torch.bincount(torch.tensor([s.label for s in self.splits.train]), minlength=len(self.labels))
-        return [int(c) for c in counts]
-
     def create(self, registry: str, table: Any, *, reserved: Iterable[str] = ()) -> Any:
         return resolve.create(
             registry, dict(table), reserved=reserved,
-            num_classes=len(self.labels), labels=list(self.labels), class_counts=self.class_counts(),
+            num_classes=len(self.labels), labels=list(self.labels), class_counts=list(self.class_counts),
         )
 
     def objective(self) -> Any:
@@ -240,6 +238,8 @@ class Trainer:
 
     def run(self) -> TrainResult:
         self.labels, self.splits = self.load_data()
+        counts = torch.bincount(torch.tensor([s.label for s in self.splits.train]), minlength=len(self.labels))
+        self.class_counts = [int(c) for c in counts]  # training examples per class, for objectives
         self.model = ERCModel.from_recipe(self.recipe, self.labels).to(self.runtime.device)
         kinds = stage_kinds(self.recipe)
         self.model.use_fuser = any(kind.uses_fuser for kind in kinds)
@@ -248,7 +248,7 @@ class Trainer:
             path = self.options.resume_from or ckpt.find_checkpoint(self.run_dir)
             if path is None:
                 raise ErckitError(f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}; start without --resume")
-            changes = ckpt.recipe_changes(self.run_dir / "recipe.toml", recipe_to_toml(self.recipe))
+            changes = ckpt.recipe_changes(self.run_dir / "recipe.toml", self.resolved_toml)
             resume_point = ckpt.load_checkpoint(Path(path), self.model, self.recipe.stage_names(), changes)
             state = resume_point.state
             self._metrics_rows = state.metrics_rows
@@ -262,7 +262,7 @@ class Trainer:
         failed = True
         try:
             if self.runtime.is_main:
-                atomic_write_text(self.run_dir / "recipe.toml", recipe_to_toml(self.recipe, header="resolved recipe of this run"))
+                atomic_write_text(self.run_dir / "recipe.toml", self.resolved_toml)
                 self.start_loggers(state.metrics_rows if resume_point is not None else None)
                 self.hooks.on_train_start(run=self.info)
             if resume_point is not None and state.epoch == 0:
@@ -282,7 +282,7 @@ class Trainer:
             if self.runtime.is_main:
                 self.model.to("cpu")
                 remove_stale_staging(self.run_dir)  # of a killed earlier attempt; we hold the run's lock
-                self.model.training_recipe = recipe_to_toml(self.recipe, header="resolved recipe of this run")
+                self.model.training_recipe = self.resolved_toml
                 self.model.save_pretrained(model_dir)
                 self.model.to(self.runtime.device)
                 self.hooks.on_train_end(run=self.info, metrics=test)
