@@ -13,7 +13,10 @@ one in one line naming the erckit that made it:
 
 * 1 (erckit 0.1.0): labels, anchor, use_fuser and the whole resolved training recipe under
   ``recipe``; only its model tables and ``data.max_context`` are taken, every training key ignored;
-* 2: ``SavedModelConfig`` below.
+* 2: ``SavedModelConfig`` below;
+* 3: the same layout; ``telme.ASF.v1`` became the TelME authors' own fusion network. In formats 1
+  and 2 that name meant the multi-token fuser now registered as ``erckit.ModalityShift.v1`` (same
+  arguments, same weights), so they are read with that name.
 
 A change to this layout is a new format version plus a migration here, and a frozen directory of
 the old format under ``tests/fixtures/`` that must keep loading and predicting the same.
@@ -35,12 +38,15 @@ from .errors import ErckitError, ModelLoadError
 if TYPE_CHECKING:
     from .recipe import Recipe
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """The format this erckit writes, and the newest it reads."""
 
 CONFIG_FILE = "config.json"
 TRAINING_RECIPE_FILE = "training_recipe.toml"
 MAX_TRAINING_RECIPE_BYTES = 1 << 20  # what a recipe file may hold (erckit.recipe.load.MAX_RECIPE_BYTES)
+
+# Components whose name came to mean another network: the name formats before 3 meant -> today's.
+RENAMED_BEFORE_3 = {"telme.ASF.v1": "erckit.ModalityShift.v1"}
 
 # A saved model's component tables: where each lives in the config and which registry resolves it.
 COMPONENT_REGISTRIES = {"encoders": "encoders", "fuser": "fusers"}
@@ -77,7 +83,7 @@ def _encoder_name(name: str) -> str:
 
 
 class SavedModelConfig(BaseModel):
-    """``config.json`` of a model directory, format 2 (older formats are migrated to it on reading)."""
+    """``config.json`` of a model directory, format 3 (older formats are migrated to it on reading)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     format_version: int = FORMAT_VERSION
@@ -155,6 +161,8 @@ def read_model_config(raw: Mapping[str, Any], path: Path) -> SavedModelConfig:
         data, where = _migrate_v1(raw, path)
     else:
         data, where = dict(raw), {}
+    if version < 3:
+        data = _rename_components(data)
     try:
         config = SavedModelConfig.model_validate(data)
     except ValidationError as error:
@@ -187,7 +195,7 @@ def _format_version(raw: Mapping[str, Any], path: Path) -> int:
 
 
 def _migrate_v1(raw: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    """Format 1 as format 2, plus where each migrated key came from (for messages).
+    """Format 1 in the layout of format 2, plus where each migrated key came from (for messages).
 
     Format 1 kept the whole training recipe; only what describes the model is taken from it
     (its model tables and ``data.max_context``), leniently: every other key, whatever its name or
@@ -218,6 +226,21 @@ def _migrate_v1(raw: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], dic
         "preprocessing": "recipe -> data",
     }
     return migrated, where
+
+
+def _rename_components(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A format 1 or 2 config (format 1 already migrated) as format 3: components renamed since then."""
+    def renamed(table: Any) -> Any:
+        if isinstance(table, Mapping) and table.get("factory") in RENAMED_BEFORE_3:
+            return {**table, "factory": RENAMED_BEFORE_3[table["factory"]]}
+        return table
+
+    migrated = {**data, "format_version": FORMAT_VERSION, "fuser": renamed(data.get("fuser"))}
+    if isinstance(data.get("encoders"), Mapping):
+        migrated["encoders"] = {name: renamed(table) for name, table in data["encoders"].items()}
+    if isinstance(data.get("components"), Mapping):
+        migrated["components"] = {RENAMED_BEFORE_3.get(name, name): origin for name, origin in data["components"].items()}
+    return migrated
 
 
 def _json_kind(value: Any) -> str:

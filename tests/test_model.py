@@ -13,6 +13,7 @@ import torch
 
 from erckit.errors import ModelLoadError
 from erckit.model import ERCModel
+from erckit.modelconfig import FORMAT_VERSION
 from erckit.recipe.schema import Recipe
 
 LABELS = ["neutral", "joy", "sadness", "anger"]
@@ -51,7 +52,7 @@ def test_save_and_load_give_identical_logits(tmp_path: Path, fuser: bool) -> Non
     assert {p.name for p in (tmp_path / "m").iterdir()} >= {"config.json", "model.safetensors", "encoders"}
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["labels"] == LABELS and config["anchor"] == "text" and "erckit_version" in config
-    assert config["format_version"] == 2 and config["use_fuser"] == fuser and "recipe" not in config
+    assert config["format_version"] == FORMAT_VERSION and config["use_fuser"] == fuser and "recipe" not in config
     assert (tmp_path / "m" / "training_recipe.toml").is_file()
     loaded = ERCModel.from_pretrained(tmp_path / "m")
     assert not loaded.training and loaded.labels == LABELS and loaded.use_fuser == fuser

@@ -1,5 +1,5 @@
-"""The model directory format: a frozen format-1 directory keeps loading and predicting the same,
-format 2 (the model's own config + the training recipe beside it) round-trips, and a newer or corrupt
+"""The model directory format: frozen format-1 and format-2 directories keep loading and predicting the
+same, the current format (the model's own config + the training recipe beside it) round-trips, and a newer or corrupt
 ``config.json`` is refused in one line naming the file and the key.
 """
 
@@ -25,6 +25,7 @@ from erckit.modelconfig import FORMAT_VERSION, TRAINING_RECIPE_FILE, SavedModelC
 from tiny_models import LABELS, build_model, multimodal_recipe, save_model
 
 FIXTURE = Path(__file__).parent / "fixtures" / "model_format_v1"
+FIXTURE_V2 = Path(__file__).parent / "fixtures" / "model_format_v2"  # its dialogues are format 1's
 TOLERANCE = 1e-6
 
 
@@ -34,14 +35,14 @@ def read_dialogues() -> list:
     return read_dialogue_jsonl(FIXTURE / "dialogues" / "dialogues.jsonl")
 
 
-def expected_predictions() -> list[dict[str, Any]]:
-    return json.loads((FIXTURE / "expected_predictions.json").read_text(encoding="utf-8"))
+def expected_predictions(path: Path = FIXTURE / "expected_predictions.json") -> list[dict[str, Any]]:
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
-def assert_predicts_as_frozen(model: ERCModel) -> None:
+def assert_predicts_as_frozen(model: ERCModel, expected_path: Path = FIXTURE / "expected_predictions.json") -> None:
     """Every utterance of the fixture dialogues: same label, same missing media, probabilities within 1e-6."""
     predicted = [u for d in model.predict(read_dialogues()) for u in d.utterances]
-    expected = expected_predictions()
+    expected = expected_predictions(expected_path)
     assert len(predicted) == len(expected) == 12
     worst = 0.0
     for got, want in zip(predicted, expected):
@@ -97,7 +98,9 @@ def test_format_1_is_migrated_from_the_stored_recipe_model_tables(v1_model: ERCM
     config = v1_model.config
     assert config.format_version == FORMAT_VERSION and config.erckit_version == "0.1.0"
     assert {name: c.table() for name, c in config.encoders.items()} == stored["model"]["encoders"]
-    assert config.fuser is not None and config.fuser.table() == stored["model"]["fuser"]
+    # telme.ASF.v1 meant the multi-token fuser until format 3: it is read under its name of today
+    assert stored["model"]["fuser"]["factory"] == "telme.ASF.v1"
+    assert config.fuser is not None and config.fuser.table() == {**stored["model"]["fuser"], "factory": "erckit.ModalityShift.v1"}
     assert config.preprocessing.max_context is None
     assert v1_model.training_recipe is None  # format 1 kept no training_recipe.toml
 
@@ -142,17 +145,40 @@ def test_a_bad_format_1_model_table_is_named_where_format_1_keeps_it(tmp_path: P
         ERCModel.from_pretrained(directory)
 
 
-def test_a_format_1_model_saved_again_is_format_2_and_predicts_the_same(v1_model: ERCModel, tmp_path: Path) -> None:
+def test_a_format_1_model_saved_again_is_the_current_format_and_predicts_the_same(v1_model: ERCModel, tmp_path: Path) -> None:
     v1_model.save_pretrained(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["format_version"] == 2 and "recipe" not in config
+    assert config["format_version"] == FORMAT_VERSION and "recipe" not in config
     assert not (tmp_path / "m" / TRAINING_RECIPE_FILE).exists()  # no recipe was known to keep
     again = ERCModel.from_pretrained(tmp_path / "m")
     assert again.config == v1_model.config and same_weights(again, v1_model)
     assert_predicts_as_frozen(again)
 
 
-# ------------------------------------------------------------------ format 2
+# ------------------------------------------------------------------ format 2 (frozen)
+
+
+def test_the_frozen_format_2_directory_loads_and_predicts_the_same() -> None:
+    """Its fuser was ``telme.ASF.v1`` when it was saved; that network is ``erckit.ModalityShift.v1`` now."""
+    stored = json.loads((FIXTURE_V2 / "model" / "config.json").read_text())
+    assert stored["format_version"] == 2 and stored["fuser"]["factory"] == "telme.ASF.v1"
+    model = ERCModel.from_pretrained(FIXTURE_V2 / "model")
+    assert model.config.format_version == FORMAT_VERSION
+    assert model.config.fuser is not None and model.config.fuser.factory == "erckit.ModalityShift.v1"
+    assert model.config.fuser.args == {k: v for k, v in stored["fuser"].items() if k != "factory"}
+    assert type(model.fuser).__name__ == "ModalityShift"
+    assert_predicts_as_frozen(model, FIXTURE_V2 / "expected_predictions.json")
+
+
+def test_a_format_2_model_saved_again_names_the_renamed_fuser(tmp_path: Path) -> None:
+    ERCModel.from_pretrained(FIXTURE_V2 / "model").save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["format_version"] == FORMAT_VERSION and config["fuser"]["factory"] == "erckit.ModalityShift.v1"
+    assert "telme.ASF.v1" not in json.dumps(config)
+    assert_predicts_as_frozen(ERCModel.from_pretrained(tmp_path / "m"), FIXTURE_V2 / "expected_predictions.json")
+
+
+# ------------------------------------------------------------------ the current format
 
 
 def test_format_2_holds_the_model_config_and_the_recipe_beside_it(v2_dir: Path) -> None:
@@ -161,7 +187,7 @@ def test_format_2_holds_the_model_config_and_the_recipe_beside_it(v2_dir: Path) 
         "format_version", "erckit_version", "labels", "anchor", "use_fuser", "encoders", "fuser",
         "preprocessing", "components",
     ]
-    assert config["format_version"] == 2 and config["labels"] == LABELS and config["anchor"] == "text"
+    assert config["format_version"] == FORMAT_VERSION and config["labels"] == LABELS and config["anchor"] == "text"
     assert config["use_fuser"] is True and config["preprocessing"] == {"max_context": None}
     # Resolved tables: the factories' defaults are written out (LogMelAudio's sample_rate, the fuser's dropout).
     assert config["encoders"]["audio"] == {
@@ -235,10 +261,11 @@ def test_a_newer_format_is_refused_naming_both_versions(v2_dir: Path, tmp_path: 
     directory = copy_of(v2_dir, tmp_path)
     # A later format may change anything else: the version is read first.
     (directory / "config.json").write_text(
-        json.dumps({"format_version": 3, "erckit_version": "9.0.0", "model": {"whatever": 1}}), encoding="utf-8"
+        json.dumps({"format_version": FORMAT_VERSION + 1, "erckit_version": "9.0.0", "model": {"whatever": 1}}), encoding="utf-8"
     )
     expected = (
-        f"{directory / 'config.json'}: made by erckit 9.0.0 (model format 3); this erckit 0.1.0 reads formats up to 2; "
+        f"{directory / 'config.json'}: made by erckit 9.0.0 (model format {FORMAT_VERSION + 1}); this erckit 0.1.0 "
+        f"reads formats up to {FORMAT_VERSION}; "
         "upgrade erckit (pip install -U erckit)"
     )
     with pytest.raises(ModelLoadError) as error:
@@ -265,7 +292,7 @@ CORRUPT: list[tuple[str, Callable[[Path], None], str]] = [
     ("format-version-float", lambda d: edit_config(d, _replace("format_version", 2.0)),
      r"config\.json: 'format_version' must be an integer \(the model format\), got 2\.0"),
     ("format-version-0", lambda d: edit_config(d, _replace("format_version", 0)),
-     r"config\.json: 'format_version' 0 is not a model format \(erckit wrote 1 to 2\)"),
+     rf"config\.json: 'format_version' 0 is not a model format \(erckit wrote 1 to {FORMAT_VERSION}\)"),
     ("format-version-missing", lambda d: edit_config(d, lambda c: c.pop("format_version")),
      r"config\.json: missing 'format_version'; is this an erckit model directory\?"),
     ("encoders-not-a-table", lambda d: edit_config(d, _replace("encoders", "text")),
@@ -277,10 +304,10 @@ CORRUPT: list[tuple[str, Callable[[Path], None], str]] = [
     ("encoder-without-factory", lambda d: edit_config(d, lambda c: c["encoders"]["audio"].pop("factory")),
      r"config\.json: encoders -> audio -> factory: required key is missing"),
     ("unknown-key", lambda d: edit_config(d, _replace("recipe", {"seed": 0})),
-     r"config\.json: recipe: unknown key \(model format 2 has: format_version, erckit_version, labels, anchor, "
+     rf"config\.json: recipe: unknown key \(model format {FORMAT_VERSION} has: format_version, erckit_version, labels, anchor, "
      r"use_fuser, encoders, fuser, preprocessing, components\)"),
     ("unknown-preprocessing-key", lambda d: edit_config(d, lambda c: c["preprocessing"].update(context=2)),
-     r"config\.json: preprocessing -> context: unknown key \(model format 2 has: max_context\)"),
+     rf"config\.json: preprocessing -> context: unknown key \(model format {FORMAT_VERSION} has: max_context\)"),
     ("max-context-string", lambda d: edit_config(d, lambda c: c["preprocessing"].update(max_context="5")),
      r"config\.json: preprocessing -> max_context: must be an integer, got '5'"),
     ("labels-not-strings", lambda d: edit_config(d, _replace("labels", ["joy", 3])),

@@ -49,6 +49,25 @@ def late_fusion(
     return LateFusion(num_classes, _require_dims("erckit.LateFusion.v1", input_dims), anchor, weights, learnable)
 
 
+def modality_shift(
+    num_classes: int,
+    dim: int = 768,
+    beta_shift: float = 0.1,
+    heads: int = 3,
+    dropout: float = 0.2,
+    input_dims: dict[str, int] | None = None,
+    anchor: str = "text",
+) -> Any:
+    """Attention-based modality shifting, one token per modality: z = LayerNorm(t + alpha * h) -> Linear.
+
+    dim: the anchor's embedding size (must equal it; other embeddings of another size are
+    projected to it). heads must divide dim. Missing modalities are masked per row.
+    """
+    from ..nn.shift import ModalityShift
+
+    return ModalityShift(num_classes, dim, beta_shift, heads, dropout, _require_dims("erckit.ModalityShift.v1", input_dims), anchor)
+
+
 def kl_distill(temperature: float = 2.0) -> Any:
     """Hinton KD: T^2 * KL(softmax(teacher/T) || softmax(student/T)), batchmean."""
     from ..nn.distillers import KLDistill
@@ -116,6 +135,7 @@ def timm_frames_v2(
 def register_components(register: Any) -> None:
     register("fusers", "erckit.ConcatFuser.v1", concat_fuser)
     register("fusers", "erckit.LateFusion.v1", late_fusion)
+    register("fusers", "erckit.ModalityShift.v1", modality_shift)
     register("distillers", "erckit.KLDistill.v1", kl_distill)
     register("encoders", "erckit.LogMelAudio.v1", log_mel_audio)
     register("encoders", "erckit.TimmFrames.v1", timm_frames)

@@ -1,163 +1,155 @@
-"""telme.ASF: the shift formula, per-sample attention, missing modalities, precision."""
+"""telme.ASF.v1 is the authors' fusion network: their parameters, their forward, computed per sample."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from erckit.components import ModalityOutput
 from erckit.errors import ErckitError
 from erckit_telme.plugin import asf
 
-DIM, C = 12, 5
+C = 5
 
 
-def build(beta_shift: float = 0.1, heads: int = 3, input_dims: dict[str, int] | None = None, seed: int = 0):
+class AuthorsASF(nn.Module):
+    """A transcription of the authors' MELD/model.py ASF (dims as arguments, CPU instead of .cuda())."""
+
+    def __init__(self, cls_num, text_dim, visual_dim, acoustic_dim, beta_shift, dropout_prob, num_head):
+        super().__init__()
+        self.multihead_attn = nn.MultiheadAttention(visual_dim + acoustic_dim, num_head)
+        self.W_hav = nn.Linear(visual_dim + acoustic_dim + text_dim, text_dim)
+        self.W_av = nn.Linear(visual_dim + acoustic_dim, text_dim)
+        self.beta_shift = beta_shift
+        self.LayerNorm = nn.LayerNorm(text_dim)
+        self.AV_LayerNorm = nn.LayerNorm(visual_dim + acoustic_dim)
+        self.dropout = nn.Dropout(dropout_prob)
+        self.W = nn.Linear(text_dim, cls_num)
+
+    def forward(self, text_embedding, visual, acoustic):
+        eps = 1e-6
+        nv_embedd = torch.cat((visual, acoustic), dim=-1)
+        new_nv = self.multihead_attn(nv_embedd, nv_embedd, nv_embedd)[0] + nv_embedd
+        av_embedd = self.dropout(self.AV_LayerNorm(new_nv))
+        weight_av = F.relu(self.W_hav(torch.cat((av_embedd, text_embedding), dim=-1)))
+        h_m = weight_av * self.W_av(av_embedd)
+        em_norm = text_embedding.norm(2, dim=-1)
+        hm_norm = h_m.norm(2, dim=-1)
+        hm_norm = torch.where(hm_norm == 0, torch.ones(hm_norm.shape), hm_norm)
+        thresh_hold = (em_norm / (hm_norm + eps)) * self.beta_shift
+        alpha = torch.min(thresh_hold, torch.ones(thresh_hold.shape)).unsqueeze(dim=-1)
+        embedding_output = self.dropout(self.LayerNorm(alpha * h_m + text_embedding))
+        return self.W(embedding_output)
+
+
+def authors_and_erckit(dim=16, audio=16, visual=16, heads=4, beta_shift=0.1, seed=0):
     torch.manual_seed(seed)
-    fuser = asf(num_classes=C, dim=DIM, beta_shift=beta_shift, heads=heads, dropout=0.2,
-                input_dims=input_dims or {"text": DIM, "audio": DIM, "visual": DIM}, anchor="text")
-    return fuser.eval()
+    # Their fusion.py calls fusion(text, audio, video) on forward(text, visual, acoustic): audio comes first.
+    authors = AuthorsASF(C, dim, audio, visual, beta_shift, 0.2, heads).eval()
+    ours = asf(num_classes=C, dim=dim, beta_shift=beta_shift, heads=heads, dropout=0.2,
+               input_dims={"text": dim, "audio": audio, "visual": visual}, anchor="text").eval()
+    ours.load_state_dict(authors.state_dict(), strict=True)  # the same names and shapes
+    return authors, ours
 
 
-def inputs(batch: int, seed: int = 1, audio_mask=None, visual_mask=None):
+def embeddings(batch, dim=16, audio=16, visual=16, seed=1, scale=1.0):
     g = torch.Generator().manual_seed(seed)
-    text = ModalityOutput(torch.randn(batch, DIM, generator=g), torch.randn(batch, C, generator=g))
-    others = {
-        "audio": ModalityOutput(torch.randn(batch, DIM, generator=g), torch.randn(batch, C, generator=g), audio_mask),
-        "visual": ModalityOutput(torch.randn(batch, DIM, generator=g), torch.randn(batch, C, generator=g), visual_mask),
-    }
-    return text, others
+    t = torch.randn(batch, dim, generator=g) * scale
+    a = torch.randn(batch, audio, generator=g) * scale
+    v = torch.randn(batch, visual, generator=g) * scale
+    return t, a, v
 
 
-def reference_logits(fuser, t: torch.Tensor, tokens: list[torch.Tensor], beta_shift: float, heads: int) -> torch.Tensor:
-    """One sample, written out: t [D], tokens = the PRESENT non-verbal embeddings, each [D]."""
-    if not tokens:
-        z = F.layer_norm(t, (DIM,), fuser.norm.weight, fuser.norm.bias)
-        return fuser.classifier(z)
-    x = torch.stack(tokens)  # [M, D]
-    att = fuser.attention
-    wq, wk, wv = att.in_proj_weight.chunk(3)
-    bq, bk, bv = att.in_proj_bias.chunk(3)
-    q, k, v = x @ wq.T + bq, x @ wk.T + bk, x @ wv.T + bv
-    d = DIM // heads
-    heads_out = []
-    for h in range(heads):
-        sl = slice(h * d, (h + 1) * d)
-        scores = (q[:, sl] @ k[:, sl].T) / math.sqrt(d)
-        heads_out.append(torch.softmax(scores, dim=-1) @ v[:, sl])
-    attended = torch.cat(heads_out, dim=-1) @ att.out_proj.weight.T + att.out_proj.bias
-    a = F.layer_norm(attended + x, (DIM,), fuser.attention_norm.weight, fuser.attention_norm.bias)
-    av = a.mean(0)
-    gate = torch.relu(fuser.W_hav.weight @ torch.cat([av, t]) + fuser.W_hav.bias)
-    h_vec = gate * (fuser.W_av.weight @ av + fuser.W_av.bias)
-    alpha = min(beta_shift * t.norm().item() / (h_vec.norm().item() + 1e-6), 1.0)
-    z = F.layer_norm(t + alpha * h_vec, (DIM,), fuser.norm.weight, fuser.norm.bias)
-    return fuser.classifier(z)
+def wrap(t, a, v, audio_mask=None, visual_mask=None):
+    logits = torch.zeros(t.shape[0], C)
+    return ModalityOutput(t, logits), {"audio": ModalityOutput(a, logits, audio_mask), "visual": ModalityOutput(v, logits, visual_mask)}
 
 
 @pytest.mark.parametrize("beta_shift", [0.1, 50.0])  # 50: alpha saturates at 1
-def test_logits_match_written_out_formula_with_masks(beta_shift):
-    fuser = build(beta_shift=beta_shift)
-    audio_mask = torch.tensor([True, True, False, False])
-    visual_mask = torch.tensor([True, False, True, False])
-    text, others = inputs(4, audio_mask=audio_mask, visual_mask=visual_mask)
-    logits = fuser(text, others)
-    for row in range(4):
-        present = [others[m].embedding[row] for m in ("audio", "visual") if others[m].mask[row]]
-        expected = reference_logits(fuser, text.embedding[row], present, beta_shift, heads=3)
-        torch.testing.assert_close(logits[row], expected, rtol=1e-5, atol=1e-5)
+@pytest.mark.parametrize("batch", [1, 4])
+def test_logits_equal_the_authors_network_at_batch_one(batch, beta_shift):
+    authors, ours = authors_and_erckit(beta_shift=beta_shift)
+    t, a, v = embeddings(batch)
+    anchor, others = wrap(t, a, v)
+    with torch.no_grad():
+        got = ours(anchor, others)
+        for row in range(batch):
+            expected = authors(t[row : row + 1], a[row : row + 1], v[row : row + 1])
+            assert (got[row] - expected[0]).abs().max().item() <= 1e-5
 
 
-def test_alpha_is_min_of_ratio_and_one():
-    fuser = build(beta_shift=0.1)
-    t = torch.tensor([[3.0, 4.0] + [0.0] * (DIM - 2), [30.0, 40.0] + [0.0] * (DIM - 2)])  # ||t|| = 5, 50
-    h = torch.tensor([[1.0] + [0.0] * (DIM - 1), [0.0, 2.0] + [0.0] * (DIM - 2)])  # ||h|| = 1, 2
-    alpha = fuser.alpha(t, h).squeeze(-1)
-    assert alpha[0].item() == pytest.approx(0.1 * 5 / (1 + 1e-6), rel=1e-6)
-    assert alpha[1].item() == 1.0  # 0.1 * 50 / 2 = 2.5 -> clipped
+def test_the_authors_network_mixes_a_batch_and_erckit_does_not():
+    authors, ours = authors_and_erckit()
+    t, a, v = embeddings(4)
+    anchor, others = wrap(t, a, v)
+    with torch.no_grad():
+        mixed = authors(t, a, v)
+        alone = torch.cat([authors(t[i : i + 1], a[i : i + 1], v[i : i + 1]) for i in range(4)])
+        ours_batched = ours(anchor, others)
+    assert (mixed - alone).abs().max().item() > 1e-4  # their prediction depends on the neighbours
+    assert (ours_batched - alone).abs().max().item() <= 1e-5
 
 
-def test_prediction_does_not_depend_on_batch_neighbours():
-    fuser = build()
-    text, others = inputs(6, audio_mask=torch.tensor([True, False, True, True, False, True]))
-    together = fuser(text, others)
-    for row in range(6):
-        alone = fuser(text.select(torch.tensor([row])), {k: v.select(torch.tensor([row])) for k, v in others.items()})
-        torch.testing.assert_close(alone[0], together[row], rtol=1e-6, atol=1e-6)
-    # and reordering the batch only reorders the outputs
-    perm = torch.tensor([5, 3, 1, 0, 2, 4])
-    shuffled = fuser(text.select(perm), {k: v.select(perm) for k, v in others.items()})
-    torch.testing.assert_close(shuffled, together[perm], rtol=1e-6, atol=1e-6)
+def test_released_sizes_have_the_authors_parameter_count():
+    fuser = asf(num_classes=7, input_dims={"text": 768, "audio": 768, "visual": 768})
+    shapes = {name: tuple(p.shape) for name, p in fuser.state_dict().items()}
+    assert shapes["multihead_attn.in_proj_weight"] == (3 * 1536, 1536)
+    assert shapes["W_hav.weight"] == (768, 2304) and shapes["W_av.weight"] == (768, 1536)
+    assert shapes["AV_LayerNorm.weight"] == (1536,) and shapes["LayerNorm.weight"] == (768,)
+    assert shapes["W.weight"] == (7, 768)
+    total = sum(p.numel() for p in fuser.parameters())
+    assert 12_350_000 < total < 12_450_000, total
 
 
-def test_absent_modality_values_are_ignored():
-    fuser = build()
-    mask = torch.tensor([False, True])
-    text, others = inputs(2, audio_mask=mask)
-    before = fuser(text, others)
-    others["audio"] = ModalityOutput(others["audio"].embedding + 100.0, others["audio"].logits, mask)
-    after = fuser(text, others)
-    torch.testing.assert_close(before[0], after[0])  # row 0 has no audio: unchanged
-    assert not torch.allclose(before[1], after[1])
+def test_a_missing_modality_is_its_slice_of_zeros():
+    authors, ours = authors_and_erckit()
+    t, a, v = embeddings(3)
+    mask = torch.tensor([True, False, True])
+    anchor, others = wrap(t, a + 100.0 * (~mask).unsqueeze(-1), v, audio_mask=mask)
+    with torch.no_grad():
+        got = ours(anchor, others)
+        expected = authors(t[1:2], torch.zeros(1, 16), v[1:2])  # row 1: audio absent -> zeros
+        assert (got[1] - expected[0]).abs().max().item() <= 1e-5
+        # absent from the batch altogether: the same zeros
+        only_visual = ours(anchor, {"visual": others["visual"]})
+        assert (only_visual[1] - expected[0]).abs().max().item() <= 1e-5
+        assert torch.isfinite(ours(anchor, {})).all()
 
 
-def test_all_missing_degrades_to_teacher_and_is_finite():
-    fuser = build()
-    none = torch.tensor([False, False, False])
-    text, others = inputs(3, audio_mask=none, visual_mask=none)
-    logits = fuser(text, others)
-    expected = fuser.classifier(fuser.norm(text.embedding))
-    torch.testing.assert_close(logits, expected)
-    # modalities missing from the mapping altogether behave the same
-    torch.testing.assert_close(fuser(text, {}), expected)
+def test_order_decides_which_modality_fills_the_first_slice():
+    torch.manual_seed(0)
+    dims = {"text": 16, "visual": 8, "audio": 24}  # the encoders listed visual first
+    default = asf(num_classes=C, dim=16, heads=4, input_dims=dims, anchor="text")
+    explicit = asf(num_classes=C, dim=16, heads=4, order=["audio", "visual"], input_dims=dims, anchor="text")
+    assert default.others == ["visual", "audio"] and explicit.others == ["audio", "visual"]
+    assert explicit.slices["audio"] == slice(0, 24)
+    with pytest.raises(ErckitError, match="order"):
+        asf(num_classes=C, dim=16, heads=4, order=["audio"], input_dims=dims, anchor="text")
 
 
-def test_zero_vectors_give_finite_logits():
-    fuser = build()
-    zero = ModalityOutput(torch.zeros(2, DIM), torch.zeros(2, C))
-    assert torch.isfinite(fuser(zero, {"audio": zero, "visual": zero})).all()
+def test_bad_dimensions_are_refused_with_the_fix():
+    with pytest.raises(ErckitError, match="divisible by heads 5"):
+        asf(num_classes=C, dim=16, heads=5, input_dims={"text": 16, "audio": 16, "visual": 16}, anchor="text")
+    with pytest.raises(ErckitError, match="set the fuser's dim to 8"):
+        asf(num_classes=C, dim=16, heads=4, input_dims={"text": 8, "audio": 16}, anchor="text")
+    with pytest.raises(ErckitError, match="besides the anchor"):
+        asf(num_classes=C, dim=16, heads=4, input_dims={"text": 16}, anchor="text")
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_autocast_half_precision_finite_with_masks(dtype):
-    fuser = build()
-    text, others = inputs(4, audio_mask=torch.tensor([True, False, False, True]), visual_mask=torch.tensor([False, False, True, True]))
+def test_autocast_half_precision_is_finite(dtype):
+    _, ours = authors_and_erckit()
+    anchor, others = wrap(*embeddings(4), audio_mask=torch.tensor([True, False, False, True]))
     with torch.autocast("cpu", dtype=dtype):
-        logits = fuser(text, others)
-    assert torch.isfinite(logits).all()
+        assert torch.isfinite(ours(anchor, others)).all()
 
 
-def test_training_mode_backward_reaches_attention():
-    fuser = build().train()
-    text, others = inputs(4, audio_mask=torch.tensor([True, False, True, False]))
-    fuser(text, others).sum().backward()
-    assert fuser.attention.in_proj_weight.grad.abs().sum() > 0
-
-
-def test_projects_other_sizes_and_validates_dims():
-    fuser = build(input_dims={"text": DIM, "audio": 7, "visual": DIM})
-    text, others = inputs(2)
-    others["audio"] = ModalityOutput(torch.randn(2, 7), torch.randn(2, C))
-    assert fuser(text, others).shape == (2, C)
-    with pytest.raises(ErckitError, match="divisible"):
-        build(heads=5)
-    with pytest.raises(ErckitError, match="anchor"):
-        asf(num_classes=C, dim=DIM, heads=3, input_dims={"text": 8, "audio": DIM}, anchor="text")
-    with pytest.raises(ErckitError, match="besides the anchor"):
-        asf(num_classes=C, dim=DIM, heads=3, input_dims={"text": DIM}, anchor="text")
-
-
-def test_sample_attention_matches_multihead_attention_with_padding_mask():
-    from erckit_telme.asf import SampleAttention
-
-    torch.manual_seed(0)
-    lean = SampleAttention(DIM, 2, batch_first=True)
-    general = torch.nn.MultiheadAttention(DIM, 2, batch_first=True)
-    general.load_state_dict(lean.state_dict())  # same parameter names
-    x = torch.randn(5, 3, DIM)
-    take_part = torch.tensor([[1, 1, 1], [1, 0, 1], [0, 0, 1], [1, 1, 0], [0, 1, 0]], dtype=torch.bool)
-    expected, _ = general(x, x, x, key_padding_mask=~take_part, need_weights=False)
-    torch.testing.assert_close(lean(x, take_part), expected)
+def test_training_reaches_the_attention_weights():
+    _, ours = authors_and_erckit()
+    ours.train()
+    anchor, others = wrap(*embeddings(4))
+    ours(anchor, others).sum().backward()
+    assert ours.multihead_attn.in_proj_weight.grad[2 * 32 :].abs().sum() > 0  # the value projection
+    assert ours.multihead_attn.out_proj.weight.grad.abs().sum() > 0

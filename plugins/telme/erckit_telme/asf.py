@@ -1,41 +1,35 @@
-"""TelME's fusion: attention-based modality shifting (ASF).
+"""TelME's fusion as its authors built it: attention-based modality shifting (ASF).
 
-The anchor is the teacher's embedding t [B, dim]. The non-verbal embeddings
-(audio, visual, ...; each projected to ``dim`` if its size differs) form a
-per-sample sequence X [B, M, dim]. Then, per sample::
+The anchor is the teacher's embedding t [B, dim]. The non-verbal embeddings are
+concatenated into ONE token per sample, in ``order`` (the authors' training
+scripts pass audio first: nv = [audio; visual], 1536-d for two 768-d students)::
 
-    A  = dropout(LayerNorm(MHA(X, X, X) + X))        attention over the M tokens of ONE sample
-    av = mean of A over the modalities present in this sample
-    g  = relu(W_hav [av; t])                          gate, [B, dim]
-    h  = g * W_av(av)                                 displacement
-    alpha = min(beta_shift * ||t|| / (||h|| + eps), 1)
-    z  = LayerNorm(t + alpha * h)
-    logits = W(dropout(z))
+    a  = dropout(AV_LayerNorm(MHA(nv, nv, nv) + nv))      [B, nv_dim]
+    g  = relu(W_hav [a; t])                               W_hav: Linear(nv_dim + dim, dim)
+    h  = g * W_av(a)                                      W_av:  Linear(nv_dim, dim)
+    alpha = min(beta_shift * ||t|| / (||h|| + eps), 1)    (||h|| = 0 counts as 1, as theirs does)
+    z  = dropout(LayerNorm(t + alpha * h))
+    logits = W(z)                                         W: Linear(dim, C)
 
-Defects of the published code avoided here:
+Parameter names and shapes are those of the authors' ``model.py`` (``multihead_attn``,
+``AV_LayerNorm``, ``W_hav``, ``W_av``, ``LayerNorm``, ``W``), so their released
+``total_fusion.bin`` loads as it is: 12.4M parameters at dim 768, 3 heads.
 
-* It passed 2-D input to ``nn.MultiheadAttention``, which then attends across
-  the *mini-batch* (each row a token), so a prediction depended on its batch
-  neighbours. Here attention is batch_first over [B, M, dim]: rows never mix.
-  (It also concatenated audio and visual into one 1536-d token instead of
-  attending between modalities.)
-* Missing modalities: absent tokens are zeroed and masked out of attention with
-  ``key_padding_mask`` and out of the mean. A row with no non-verbal modality at
-  all gets h = 0 (alpha irrelevant), so z = LayerNorm(t): it degrades to the
-  teacher. Such rows are not attended over an all-masked key set (which yields
-  NaN in PyTorch); they attend over their zero tokens, and the result is discarded.
-* alpha is computed in float32 with an epsilon instead of replacing ||h|| = 0 by 1.
+The one intended deviation: the authors feed 2-D input [B, nv_dim] to
+``nn.MultiheadAttention``, which reads it as an unbatched sequence of B tokens,
+so every sample attends to its mini-batch neighbours and a prediction depends
+on what else is in the batch. Here each sample attends over its own single
+token. Softmax over one key is 1, so that attention is exactly
+``out_proj(v_proj(nv))``, which is what the authors' network computes for a
+batch of one; that is what this module computes for every row.
 
-The fusion stage trains ASF alone on cached embeddings, where a step costs only
-this module, so its forward is written with few tensor ops: the attention is
-``SampleAttention`` (``nn.MultiheadAttention``'s weights and state-dict names,
-one fused projection and ``scaled_dot_product_attention``, without the general
-module's per-call mask conversions and checks).
+A missing modality (absent from the batch, or masked in a row) is its slice of
+the token set to zeros, the rest computed as usual.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,27 +41,6 @@ from erckit.errors import ErckitError
 EPS = 1e-6
 
 
-class SampleAttention(nn.MultiheadAttention):
-    """Self-attention over each sample's tokens, x [B, M, dim] -> [B, M, dim].
-
-    ``take_part`` [B, M] bool says which tokens may be attended to (each row needs
-    at least one). Same parameters, names and result as
-    ``nn.MultiheadAttention(dim, heads, batch_first=True)(x, x, x,
-    key_padding_mask=~take_part)`` without dropout.
-    """
-
-    def forward(self, x: Tensor, take_part: Tensor) -> Tensor:  # type: ignore[override]
-        batch, tokens, dim = x.shape
-        heads = self.num_heads
-        q, k, v = (
-            F.linear(x, self.in_proj_weight, self.in_proj_bias)
-            .view(batch, tokens, 3, heads, dim // heads)
-            .permute(2, 0, 3, 1, 4)
-        )
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=take_part[:, None, None, :])
-        return self.out_proj(attended.transpose(1, 2).reshape(batch, tokens, dim))
-
-
 class ASF(Fuser):
     def __init__(
         self,
@@ -76,8 +49,9 @@ class ASF(Fuser):
         beta_shift: float,
         heads: int,
         dropout: float,
-        input_dims: dict[str, int],
+        input_dims: Mapping[str, int],
         anchor: str,
+        order: Sequence[str] | None = None,
     ):
         super().__init__()
         if anchor not in input_dims:
@@ -87,66 +61,76 @@ class ASF(Fuser):
                 f"telme.ASF: dim={dim} but the anchor {anchor!r} embeds to {input_dims[anchor]}; set the fuser's "
                 f"dim to {input_dims[anchor]} (the shift is added to the teacher embedding itself)"
             )
-        if heads < 1 or dim % heads:
-            raise ErckitError(f"telme.ASF: dim {dim} is not divisible by heads {heads}; choose heads dividing {dim}")
-        self.others = [name for name in input_dims if name != anchor]
-        if not self.others:
+        others = [name for name in input_dims if name != anchor]
+        if order is not None:
+            if sorted(order) != sorted(others):
+                raise ErckitError(
+                    f"telme.ASF: order {list(order)} must name each non-anchor modality once: {others}"
+                )
+            others = list(order)
+        if not others:
             raise ErckitError("telme.ASF needs at least one modality besides the anchor")
+        nv_dim = sum(input_dims[name] for name in others)
+        if heads < 1 or nv_dim % heads:
+            raise ErckitError(
+                f"telme.ASF: the concatenated token has {nv_dim} dims ({' + '.join(f'{n} {input_dims[n]}' for n in others)}), "
+                f"not divisible by heads {heads}; choose heads dividing {nv_dim}"
+            )
         self.num_classes = num_classes
         self.anchor = anchor
         self.dim = dim
         self.beta_shift = beta_shift
-        self.project = nn.ModuleDict(
-            {name: nn.Linear(input_dims[name], dim) if input_dims[name] != dim else nn.Identity() for name in self.others}
-        )
-        self.attention = SampleAttention(dim, heads, dropout=0.0, batch_first=True)
-        self.attention_norm = nn.LayerNorm(dim)
-        self.W_hav = nn.Linear(2 * dim, dim)
-        self.W_av = nn.Linear(dim, dim)
-        self.norm = nn.LayerNorm(dim)
+        self.others = others
+        self.slices = {}
+        start = 0
+        for name in others:
+            self.slices[name] = slice(start, start + input_dims[name])
+            start += input_dims[name]
+        self.nv_dim = nv_dim
+        self.multihead_attn = nn.MultiheadAttention(nv_dim, heads)
+        self.W_hav = nn.Linear(nv_dim + dim, dim)
+        self.W_av = nn.Linear(nv_dim, dim)
+        self.LayerNorm = nn.LayerNorm(dim)
+        self.AV_LayerNorm = nn.LayerNorm(nv_dim)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(dim, num_classes)
+        self.W = nn.Linear(dim, num_classes)
 
-    def tokens(self, batch: int, others: Mapping[str, ModalityOutput], like: Tensor) -> tuple[Tensor, Tensor]:
-        """X [B, M, dim] (absent tokens zeroed) and presence [B, M] bool."""
+    def token(self, batch: int, others: Mapping[str, ModalityOutput], like: Tensor) -> Tensor:
+        """nv [B, nv_dim]: the non-verbal embeddings side by side, a missing one's slice zero."""
         unknown = set(others) - set(self.others)
         if unknown:
             raise ErckitError(f"telme.ASF was built for {self.others}, got unexpected modalities {sorted(unknown)}")
-        columns, present = [], []
+        parts = []
         for name in self.others:
+            width = self.slices[name].stop - self.slices[name].start
             output = others.get(name)
-            if output is None:  # modality not computed at all for this batch
-                columns.append(like.new_zeros(batch, self.dim))
-                present.append(torch.zeros(batch, dtype=torch.bool, device=like.device))
+            if output is None:
+                parts.append(like.new_zeros(batch, width))
                 continue
-            columns.append(self.project[name](output.embedding.to(like.dtype)))
-            present.append(output.present().to(like.device))
-        mask = torch.stack(present, dim=1)
-        return torch.stack(columns, dim=1) * mask.unsqueeze(-1).to(like.dtype), mask
+            present = output.present().to(like.device).unsqueeze(-1)
+            parts.append(output.embedding.to(like.dtype) * present.to(like.dtype))
+        return torch.cat(parts, dim=-1)
 
-    def shift(self, t: Tensor, x: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
-        """The displacement h [B, dim] and alpha [B, 1] for anchor t and tokens x."""
-        any_present = present.any(dim=1, keepdim=True)  # [B, 1]
-        # Rows with nothing present attend over their (zero) tokens instead of an
-        # all-masked key set; their output is discarded below.
-        attended = self.attention(x, present | ~any_present)
-        attended = self.dropout(self.attention_norm(attended + x))
-        weights = present.unsqueeze(-1).to(attended.dtype)
-        av = (attended * weights).sum(1) / weights.sum(1).clamp_min(1.0)
-        gate = torch.relu(self.W_hav(torch.cat([av, t], dim=-1)))
-        h = gate * self.W_av(av) * any_present.to(av.dtype)
-        alpha = self.alpha(t, h)
-        return h, alpha
+    def attend(self, nv: Tensor) -> Tensor:
+        """Each row's self-attention over its one token: out_proj(v_proj(nv))."""
+        attention = self.multihead_attn
+        value_weight = attention.in_proj_weight[2 * self.nv_dim :]
+        value_bias = attention.in_proj_bias[2 * self.nv_dim :]
+        return attention.out_proj(F.linear(nv, value_weight, value_bias))
 
     def alpha(self, t: Tensor, h: Tensor) -> Tensor:
-        """min(beta_shift * ||t|| / (||h|| + eps), 1), per row, [B, 1], computed in float32."""
-        ratio = self.beta_shift * t.float().norm(dim=-1) / (h.float().norm(dim=-1) + EPS)
+        """min(beta_shift * ||t|| / (||h|| + eps), 1) per row, [B, 1], in float32 (||h|| = 0 read as 1)."""
+        h_norm = h.float().norm(dim=-1)
+        h_norm = torch.where(h_norm == 0, torch.ones_like(h_norm), h_norm)
+        ratio = self.beta_shift * t.float().norm(dim=-1) / (h_norm + EPS)
         return ratio.clamp(max=1.0).unsqueeze(-1)
 
     def forward(self, anchor: ModalityOutput, others: Mapping[str, ModalityOutput]) -> Tensor:  # type: ignore[override]
-        """anchor.embedding [B, dim] + others' embeddings (masked) -> logits [B, C]."""
+        """anchor.embedding [B, dim] + the others' embeddings -> logits [B, C]."""
         t = anchor.embedding
-        x, present = self.tokens(t.shape[0], others, t)
-        h, alpha = self.shift(t, x, present)
-        z = self.norm(t + (alpha * h.float()).to(t.dtype))
-        return self.classifier(self.dropout(z))
+        nv = self.token(t.shape[0], others, t)
+        a = self.dropout(self.AV_LayerNorm(self.attend(nv) + nv))
+        gate = torch.relu(self.W_hav(torch.cat([a, t], dim=-1)))
+        h = gate * self.W_av(a)
+        shifted = t + (self.alpha(t, h) * h.float()).to(t.dtype)
+        return self.W(self.dropout(self.LayerNorm(shifted)))

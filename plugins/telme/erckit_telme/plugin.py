@@ -82,13 +82,16 @@ def asf(
     beta_shift: float = 0.1,
     heads: int = 3,
     dropout: float = 0.2,
+    order: list[str] | None = None,
     input_dims: dict[str, int] | None = None,
     anchor: str = "text",
 ) -> Any:
-    """Attention-based modality shifting: z = LayerNorm(t + alpha * h) -> Linear, per-sample attention.
+    """The authors' attention-based modality shifting: one [audio; visual] token shifts the teacher embedding.
 
-    dim: the anchor's embedding size (must equal it; non-verbal embeddings of
-    another size are projected to it). heads must divide dim.
+    dim: the anchor's embedding size (must equal it). order: the non-verbal modalities
+    in the concatenated token (default: the model's encoder order; the authors' is
+    audio, visual). heads must divide the token's size (1536 for two 768-d students).
+    Computed per sample (the authors' attention mixed each mini-batch).
     """
     from erckit.errors import ErckitError
 
@@ -96,7 +99,7 @@ def asf(
 
     if input_dims is None:
         raise ErckitError("telme.ASF needs input_dims (injected by erckit: modality -> embedding dim, anchor first)")
-    return ASF(num_classes, dim, beta_shift, heads, dropout, dict(input_dims), anchor)
+    return ASF(num_classes, dim, beta_shift, heads, dropout, dict(input_dims), anchor, order)
 
 
 @hookimpl
