@@ -169,6 +169,12 @@ def focal_loss(
 # ----------------------------------------------------------------------- optimizers
 
 
+def _flag(component: str, name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ErckitError(f"{component}: {name} must be true or false (got {value!r})")
+    return value
+
+
 def _adam_options(name: str, lr: Any, weight_decay: Any, betas: Any, eps: Any) -> dict[str, Any]:
     if not isinstance(betas, (list, tuple)) or len(betas) != 2:
         raise ErckitError(f"{name}: betas must be two numbers in [0, 1), e.g. [0.9, 0.999] (got {betas!r})")
@@ -186,17 +192,19 @@ def adamw(
     weight_decay: NonNegative = 0.01,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
+    decay_all: bool = False,
 ) -> Any:
     """AdamW (decoupled weight decay, none on biases and norm weights).
 
     lr: peak learning rate (the schedule scales it). weight_decay: on weight matrices
-    only (parameters with 2 or more dimensions). Uses torch's fused kernel where the
-    device has one.
+    only (parameters with 2 or more dimensions), or with decay_all on every parameter
+    (torch's AdamW(model.parameters()), as the TelME authors train). Uses torch's fused
+    kernel where the device has one.
     """
     options = _adam_options("erckit.AdamW.v1", lr, weight_decay, betas, eps)
     from ..train.optim import adam
 
-    return adam(params, decoupled=True, **options)
+    return adam(params, decoupled=True, decay_all=_flag("erckit.AdamW.v1", "decay_all", decay_all), **options)
 
 
 def adam_optimizer(
@@ -205,17 +213,18 @@ def adam_optimizer(
     weight_decay: NonNegative = 0.01,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
+    decay_all: bool = False,
 ) -> Any:
     """Adam (weight decay as L2 on the gradient, none on biases and norm weights).
 
     lr: peak learning rate (the schedule scales it). weight_decay: on weight matrices
-    only (parameters with 2 or more dimensions). Uses torch's fused kernel where the
-    device has one.
+    only (parameters with 2 or more dimensions), or with decay_all on every parameter.
+    Uses torch's fused kernel where the device has one.
     """
     options = _adam_options("erckit.Adam.v1", lr, weight_decay, betas, eps)
     from ..train.optim import adam
 
-    return adam(params, decoupled=False, **options)
+    return adam(params, decoupled=False, decay_all=_flag("erckit.Adam.v1", "decay_all", decay_all), **options)
 
 
 def sgd_optimizer(

@@ -18,8 +18,11 @@ from ..errors import ErckitError
 NamedParameters = Iterable[tuple[str, nn.Parameter]]
 
 
-def decay_groups(params: NamedParameters, weight_decay: float) -> list[dict[str, Any]]:
+def decay_groups(params: NamedParameters, weight_decay: float, decay_all: bool = False) -> list[dict[str, Any]]:
     """Two parameter groups: ``weight_decay`` on matrices, none on biases and norm weights (ndim < 2).
+
+    ``decay_all`` decays the second group too, as ``torch.optim.AdamW(model.parameters())``
+    does (the TelME authors' setting); the layout stays the same.
 
     Not decaying biases and LayerNorm/BatchNorm scales is standard for transformers: decay
     pulls them towards 0, which for a norm's scale means towards switching the layer off.
@@ -35,7 +38,7 @@ def decay_groups(params: NamedParameters, weight_decay: float) -> list[dict[str,
         (no_decay if parameter.ndim < 2 else decay).append(parameter)
     return [
         {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": no_decay, "weight_decay": weight_decay if decay_all else 0.0},
     ]
 
 
@@ -47,6 +50,7 @@ def adam(
     weight_decay: float,
     betas: tuple[float, float],
     eps: float,
+    decay_all: bool = False,
 ) -> torch.optim.Optimizer:
     """AdamW (``decoupled``) or Adam (weight decay as L2 on the gradient), fused where the device allows."""
     kind = torch.optim.AdamW if decoupled else torch.optim.Adam
@@ -54,11 +58,11 @@ def adam(
     options = {"lr": lr, "betas": tuple(betas), "eps": eps}
     try:
         # One fused kernel per step instead of a Python loop over every parameter tensor.
-        return kind(decay_groups(params, weight_decay), fused=True, **options)
+        return kind(decay_groups(params, weight_decay, decay_all), fused=True, **options)
     except (RuntimeError, TypeError, ValueError):  # a device or dtype without a fused kernel
         # Fresh groups: torch wrote fused=True into the failed attempt's group dicts, and a
         # group keeping it would take the fused path at the first step anyway.
-        return kind(decay_groups(params, weight_decay), **options)
+        return kind(decay_groups(params, weight_decay, decay_all), **options)
 
 
 def sgd(

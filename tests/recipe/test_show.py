@@ -73,7 +73,7 @@ def test_show_fills_in_every_default(recipe):
     assert data["model"]["encoders"]["text"]["embedding_dim"] == 768
     assert data["model"]["fuser"]["heads"] == 3 and data["model"]["fuser"]["beta_shift"] == 0.5
     assert data["stages"][0]["optimizer"] == {"factory": "erckit.AdamW.v1", "lr": 2e-5, "weight_decay": 0.01,
-                                              "betas": [0.9, 0.999], "eps": 1e-8}
+                                              "betas": [0.9, 0.999], "eps": 1e-8, "decay_all": False}
     assert data["stages"][0]["objective"] == {"factory": "erckit.CrossEntropy.v1", "label_smoothing": 0.0}
     assert data["stages"][1]["losses"][0] == {"factory": "telme.ResponseKD.v1", "weight": 1.0, "tau": 2.0, "beta": 1.0, "gamma": 1.0}
     assert data["stages"][2]["name"] == "fuse"

@@ -51,6 +51,27 @@ def test_no_weight_decay_on_biases_and_norm_weights() -> None:
     assert {id(p) for p in no_decay["params"]} == {id(module[0].bias), id(module[1].weight), id(module[1].bias)}
 
 
+@pytest.mark.parametrize("factory", [adamw, adam_optimizer])
+def test_decay_all_decays_biases_and_norms_as_torch_adamw_over_all_parameters(factory) -> None:
+    module = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
+    optimizer = factory(params=named(module), lr=0.1, weight_decay=0.3, decay_all=True)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.3, 0.3]
+    # the same steps as torch's optimiser over model.parameters() with that weight decay
+    twin = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
+    twin.load_state_dict(module.state_dict())
+    kind = torch.optim.AdamW if factory is adamw else torch.optim.Adam
+    reference = kind(twin.parameters(), lr=0.1, weight_decay=0.3)
+    for _ in range(3):
+        for model, opt in ((module, optimizer), (twin, reference)):
+            opt.zero_grad()
+            model(torch.arange(4.0).view(1, 4)).pow(2).sum().backward()
+            opt.step()
+    for a, b in zip(module.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ErckitError, match="decay_all must be true or false"):
+        factory(params=named(module), decay_all="yes")
+
+
 def test_frozen_parameters_are_left_out() -> None:
     module = nn.Linear(2, 2)
     module.weight.requires_grad_(False)
