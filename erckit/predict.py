@@ -221,7 +221,8 @@ def predict_with(predictor: Predictor, dialogues: Sequence[Dialogue]) -> list[Di
     Contexts cut to an encoder's token limit are counted and reported once, as a warning.
     """
     # Gold labels go around the model: make_samples would reject labels it does not know.
-    unlabelled = [Dialogue(d.id, tuple(replace(u, label=None) for u in d.utterances)) for d in dialogues]
+    # replace() keeps every other field of the dialogue (its own speaker numbering, if any).
+    unlabelled = [replace(d, utterances=tuple(replace(u, label=None) for u in d.utterances)) for d in dialogues]
     samples = make_samples(unlabelled, [], max_context=predictor.max_context)
     with count_truncations() as tally:
         probabilities, present = predictor.run(samples)

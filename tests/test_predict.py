@@ -64,6 +64,23 @@ def test_context_is_causal(model: ERCModel) -> None:
         assert a.probabilities == pytest.approx(b.probabilities, abs=1e-6)
 
 
+def test_a_dialogues_own_speaker_numbers_reach_the_samples(model: ERCModel, monkeypatch) -> None:
+    """Prediction strips gold labels from a copy of each dialogue; the copy keeps its speaker numbering."""
+    from erckit.predict import Predictor
+
+    seen: list[tuple[int, ...]] = []
+    run = Predictor.run
+
+    def recording(self, samples):
+        seen.extend(tuple(s.speaker_ids) for s in samples)
+        return run(self, samples)
+
+    monkeypatch.setattr(Predictor, "run", recording)
+    numbered = Dialogue("n", DIALOGUES[1].utterances[:3], speaker_numbers=(4, 1, 2))
+    model.predict([numbered])
+    assert seen == [(4,), (4, 1), (4, 1, 2)]
+
+
 def test_unknown_gold_labels_unseen_speakers_and_empty_text(model: ERCModel) -> None:
     odd = dialogue("odd", [("Gunther", "", "schadenfreude"), ("Someone new", "   ", None), ("Gunther", "!!!", "joy")])
     result = model.predict([odd])[0]

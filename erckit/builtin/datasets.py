@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from erckit.data.readers import Profile
 from erckit.data.readers.emorynlp import EMORYNLP_SOURCE
 from erckit.data.readers.iemocap import IEMOCAP_SOURCE
 from erckit.data.readers.meld import MELD_SOURCE
@@ -18,18 +19,25 @@ from erckit.data.types import Corpus
 from erckit.plugins import hookimpl
 
 
-def meld(root: str, labels: list[str] | None = None) -> Corpus:
-    """MELD (7 emotions): the official *_sent_emo.csv files plus dia{D}_utt{U}.mp4 clips under root."""
+def meld(root: str, labels: list[str] | None = None, profile: Profile = "erckit") -> Corpus:
+    """MELD (7 emotions): the official *_sent_emo.csv files plus dia{D}_utt{U}.mp4 clips under root.
+
+    profile "authors": as TelME's authors read it (their *_meld_emo.csv if present, raw text, file
+    order, their speaker numbering carried across dialogues).
+    """
     from erckit.data.readers import read_meld
 
-    return read_meld(Path(root), labels)
+    return read_meld(Path(root), labels, profile)
 
 
-def iemocap(root: str, labels: list[str] | None = None) -> Corpus:
-    """IEMOCAP (6 emotions) in TelME's CSV layout ({split}.csv) with wav/avi media found under root."""
+def iemocap(root: str, labels: list[str] | None = None, profile: Profile = "erckit") -> Corpus:
+    """IEMOCAP (6 emotions): {split}.csv in erckit's or the TelME authors' layout, wav/avi media under root.
+
+    profile "authors" (authors' layout): utterance ids as speakers numbered as their code did, raw text.
+    """
     from erckit.data.readers import read_iemocap
 
-    return read_iemocap(Path(root), labels)
+    return read_iemocap(Path(root), labels, profile)
 
 
 def emorynlp(root: str, labels: list[str] | None = None) -> Corpus:

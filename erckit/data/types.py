@@ -46,12 +46,36 @@ class Utterance:
 class Dialogue:
     id: str
     utterances: tuple[Utterance, ...]
+    # The source's own 1-based speaker numbering, used instead of numbering by first appearance
+    # (the TelME authors' preprocessing carries numbers across dialogues: readers' profile "authors").
+    speaker_numbers: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "utterances", tuple(self.utterances))
+        if self.speaker_numbers is not None:
+            numbers = _checked_numbers(self.id, self.speaker_numbers, len(self.utterances))
+            object.__setattr__(self, "speaker_numbers", numbers)
 
     def __len__(self) -> int:
         return len(self.utterances)
+
+    def speaker_ids(self) -> tuple[int, ...]:
+        """1-based speaker number per utterance: ``speaker_numbers`` when set, else by first appearance."""
+        if self.speaker_numbers is not None:
+            return self.speaker_numbers
+        return number_speakers([u.speaker for u in self.utterances])
+
+
+def _checked_numbers(dialogue: str, numbers: Sequence[int], count: int) -> tuple[int, ...]:
+    from ..errors import DataError
+
+    numbers = tuple(numbers)
+    if len(numbers) != count:
+        raise DataError(f"dialogue {dialogue!r}: {len(numbers)} speaker numbers for {count} utterances")
+    for position, number in enumerate(numbers):
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise DataError(f"dialogue {dialogue!r} utterance {position}: speaker number {number!r} is not an integer >= 1")
+    return numbers
 
 
 @dataclass(frozen=True)
@@ -147,8 +171,9 @@ class Sample:
     ``make_samples``, or any tuple): read it from the end when only the latest
     turns matter, so the cost per sample stays bounded however long the
     dialogue. ``speaker_ids`` numbers speakers 1, 2, ... by first appearance
-    *within this dialogue*, parallel to ``context``. ``label`` indexes the label list (None
-    when unlabelled). ``audio`` ([T] float32 tensor) and ``frames`` ([N, H, W, 3]
+    *within this dialogue* (or as the dialogue's ``speaker_numbers`` say),
+    parallel to ``context``. ``label`` indexes the label list (None when
+    unlabelled). ``audio`` ([T] float32 tensor) and ``frames`` ([N, H, W, 3]
     uint8 RGB tensor) are filled by the data pipeline for encoders that declare
     a media spec; None means the modality is absent for this sample.
     """
@@ -189,14 +214,15 @@ def make_samples(
 
     ``max_context`` keeps only the last N utterances of the context (the target
     included); speaker numbers are computed over the whole dialogue first so a
-    speaker keeps their number when early turns are cut.
+    speaker keeps their number when early turns are cut (a dialogue's own
+    ``speaker_numbers``, when set, are used as they are).
     """
     from ..errors import DataError
 
     index = {label: i for i, label in enumerate(labels)}
     samples: list[Sample] = []
     for dialogue in dialogues:
-        speaker_ids = number_speakers([u.speaker for u in dialogue.utterances])
+        speaker_ids = dialogue.speaker_ids()
         for position, utterance in enumerate(dialogue.utterances):
             label: int | None = None
             if utterance.label is not None:

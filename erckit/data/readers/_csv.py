@@ -16,7 +16,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from ...errors import DataError
 from ..types import repeated_labels
@@ -47,6 +47,15 @@ class CsvRow:
 
 def read_csv(path: Path, required: Sequence[str], problems: list[str]) -> Iterator[CsvRow]:
     """Rows of ``path`` as dicts; DataError naming file and column if one is missing."""
+    header, rows = open_csv(path, problems, required)
+    missing = missing_columns(header, required)
+    if missing:
+        raise DataError(f"{path}: missing {missing} (found: {', '.join(header)})")
+    return rows
+
+
+def open_csv(path: Path, problems: list[str], expected: Sequence[str] = ()) -> tuple[list[str], Iterator[CsvRow]]:
+    """The header of ``path`` and an iterator over its rows, for a reader that picks a layout by header."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     text = decode_bytes(path, path.read_bytes(), problems)
@@ -54,13 +63,20 @@ def read_csv(path: Path, required: Sequence[str], problems: list[str]) -> Iterat
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
-        raise DataError(f"{path}: empty file (expected a header with columns {', '.join(required)})") from None
+        wanted = f" (expected a header with columns {', '.join(expected)})" if expected else ""
+        raise DataError(f"{path}: empty file{wanted}") from None
+    return header, _rows(path, reader, header)
+
+
+def missing_columns(header: Sequence[str], required: Sequence[str]) -> str:
+    """``"column 'A'"`` / ``"columns 'A', 'B'"`` for the required columns not in ``header``; "" if none."""
     missing = [c for c in required if c not in header]
-    if missing:
-        raise DataError(
-            f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)}"
-            f" (found: {', '.join(header)})"
-        )
+    if not missing:
+        return ""
+    return f"column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)}"
+
+
+def _rows(path: Path, reader: Any, header: list[str]) -> Iterator[CsvRow]:
     previous_end = reader.line_num
     for record in reader:
         line = previous_end + 1

@@ -14,19 +14,28 @@ ids ``"dia{D}_utt{U}"``. Text is repaired (mojibake, curly quotes: see
 ``fix_text``). A clip serves as both audio and video. A missing clip leaves
 audio/video None and is listed in ``corpus.problems``; a split without any clip
 directory is reported once (text-only use).
+
+``profile="authors"`` reads MELD as the TelME authors' preprocessing.py did: their
+``{split}_meld_emo.csv`` when present (the official columns plus ``Video_Path``), else the
+official CSV; file order kept; text and speaker names exactly as in the file; speakers numbered
+with their carry-over across dialogues (``Dialogue.speaker_numbers``). Clips are found as above,
+then by ``Video_Path``.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
+from ...errors import DataError
 from ..types import Corpus, Dialogue, Utterance
+from ._authors import ListedPaths, Profile, carried_speaker_numbers, check_contiguous, check_profile
 from ._csv import check_label, find_file, fix_text, parse_int, read_csv, require_root, resolve_labels
 
-# Fixed order (label index = position); the order TelME and most MELD baselines use.
+# erckit's fixed order (label index = position), kept for the models trained with it. The TelME
+# authors index labels alphabetically: MELD_AUTHORS_LABELS (recipes and the importer use it).
 MELD_LABELS = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
+MELD_AUTHORS_LABELS = ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise")
 
 MELD_SPLITS = {
     "train": ("train_sent_emo.csv", ("train_splits*",)),
@@ -41,19 +50,19 @@ MELD_SOURCE = (
 )
 
 
-def read_meld(root: str | Path, labels: Sequence[str] | None = None) -> Corpus:
+def read_meld(root: str | Path, labels: Sequence[str] | None = None, profile: Profile = "erckit") -> Corpus:
     """A lazy ``Corpus`` over MELD at ``root`` (splits read on first use)."""
-    from ...errors import DataError
-
+    check_profile(profile)
     root = Path(root).expanduser().absolute()
     require_root(root, "MELD", MELD_SOURCE, "MELD.Raw")
     label_set = resolve_labels(MELD_LABELS, labels)
     corpus = Corpus(name="MELD", labels=label_set, splits={})
     for split, (csv_name, clip_patterns) in MELD_SPLITS.items():
-        csv_path = find_file(root, [csv_name])
+        names = [f"{split}_meld_emo.csv", csv_name] if profile == "authors" else [csv_name]
+        csv_path = find_file(root, names)
         if csv_path is None:
             continue
-        corpus.splits[split] = _loader(csv_path, root, split, clip_patterns, label_set, corpus.problems)
+        corpus.splits[split] = _loader(csv_path, root, clip_patterns, label_set, corpus.problems, profile)
     if not corpus.splits:
         raise DataError(
             f"no MELD CSVs under {root}: expected {', '.join(n for n, _ in MELD_SPLITS.values())}"
@@ -61,9 +70,12 @@ def read_meld(root: str | Path, labels: Sequence[str] | None = None) -> Corpus:
     return corpus
 
 
-def _loader(csv_path: Path, root: Path, split: str, patterns: tuple[str, ...], labels: tuple[str, ...], problems: list[str]):
+def _loader(csv_path: Path, root: Path, patterns: tuple[str, ...], labels: tuple[str, ...], problems: list[str], profile: str):
     def load() -> list[Dialogue]:
-        return read_meld_split(csv_path, find_clip_dir(root, patterns), labels, problems)
+        clip_dir = find_clip_dir(root, patterns)
+        if profile == "authors":
+            return read_meld_split_authors(csv_path, clip_dir, labels, problems, root)
+        return read_meld_split(csv_path, clip_dir, labels, problems)
 
     return load
 
@@ -81,10 +93,8 @@ def read_meld_split(
     csv_path: Path, clip_dir: Path | None, labels: Sequence[str], problems: list[str]
 ) -> list[Dialogue]:
     """Dialogues of one MELD CSV, with clips from ``clip_dir`` (None: text only)."""
-    rows: dict[int, list[tuple[int, Utterance]]] = defaultdict(list)
-    clips = {p.name: p for p in clip_dir.iterdir()} if clip_dir is not None else {}
-    if clip_dir is None:
-        problems.append(f"{csv_path.name}: no clip directory found; audio and video are absent for this split")
+    rows: dict[int, list[tuple[int, Utterance]]] = {}
+    clips = _clips(csv_path, clip_dir, problems)
     missing: list[str] = []
     for row in read_csv(csv_path, COLUMNS, problems):
         v = row.values
@@ -94,23 +104,75 @@ def read_meld_split(
         clip = clips.get(f"{uid}.mp4")
         if clip_dir is not None and clip is None:
             missing.append(uid)
-        rows[dialogue].append(
-            (
-                number,
-                Utterance(
-                    speaker=fix_text(v["Speaker"]),
-                    text=fix_text(v["Utterance"]),
-                    label=check_label(v["Emotion"], labels, {}, csv_path, row.line),
-                    audio=clip,
-                    video=clip,
-                    id=uid,
-                ),
-            )
+        utterance = Utterance(
+            speaker=fix_text(v["Speaker"]),
+            text=fix_text(v["Utterance"]),
+            label=check_label(v["Emotion"], labels, {}, csv_path, row.line),
+            audio=clip,
+            video=clip,
+            id=uid,
         )
-    if missing:
-        shown = ", ".join(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
-        problems.append(f"{clip_dir}: {len(missing)} clip(s) missing ({shown}); their audio and video are absent")
+        rows.setdefault(dialogue, []).append((number, utterance))
+    _report_missing(clip_dir, missing, problems)
     return [
         Dialogue(f"dia{d}", tuple(u for _, u in sorted(items, key=lambda item: item[0])))
         for d, items in sorted(rows.items())
     ]
+
+
+def read_meld_split_authors(
+    csv_path: Path, clip_dir: Path | None, labels: Sequence[str], problems: list[str], root: Path | None = None
+) -> list[Dialogue]:
+    """One MELD CSV as the authors' preprocessing.py read it: file order, raw text, carried speaker numbers."""
+    clips = {p.name: p for p in clip_dir.iterdir()} if clip_dir is not None else {}
+    listed = ListedPaths([root or csv_path.parent, csv_path.parent])
+    groups: dict[int, list[Utterance]] = {}
+    order: list[tuple[int, str]] = []
+    seen: dict[int, int] = {}
+    missing: list[str] = []
+    for row in read_csv(csv_path, COLUMNS, problems):
+        v = row.values
+        dialogue = parse_int(v["Dialogue_ID"], "Dialogue_ID", csv_path, row.line)
+        check_contiguous(csv_path, row.line, dialogue, seen, order[-1][0] if order else None)
+        uid = f"dia{dialogue}_utt{parse_int(v['Utterance_ID'], 'Utterance_ID', csv_path, row.line)}"
+        clip = clips.get(f"{uid}.mp4") or listed.find(v.get("Video_Path", ""))
+        if clip is None:
+            missing.append(uid)
+        groups.setdefault(dialogue, []).append(
+            Utterance(
+                speaker=v["Speaker"],
+                text=v["Utterance"],
+                label=check_label(v["Emotion"], labels, {}, csv_path, row.line),
+                audio=clip,
+                video=clip,
+                id=uid,
+            )
+        )
+        order.append((dialogue, v["Speaker"]))
+    if clip_dir is None and len(missing) == len(order):
+        problems.append(_no_clip_dir(csv_path))  # nothing found anywhere: one line, as in erckit's profile
+    else:
+        _report_missing(clip_dir, missing, problems)
+    numbers = iter(carried_speaker_numbers(order))
+    return [
+        Dialogue(f"dia{d}", tuple(items), speaker_numbers=tuple(next(numbers) for _ in items))
+        for d, items in groups.items()
+    ]
+
+
+def _clips(csv_path: Path, clip_dir: Path | None, problems: list[str]) -> dict[str, Path]:
+    if clip_dir is None:
+        problems.append(_no_clip_dir(csv_path))
+        return {}
+    return {p.name: p for p in clip_dir.iterdir()}
+
+
+def _no_clip_dir(csv_path: Path) -> str:
+    return f"{csv_path.name}: no clip directory found; audio and video are absent for this split"
+
+
+def _report_missing(clip_dir: Path | None, missing: list[str], problems: list[str]) -> None:
+    if missing:
+        shown = ", ".join(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+        where = clip_dir if clip_dir is not None else "the listed Video_Path files"
+        problems.append(f"{where}: {len(missing)} clip(s) missing ({shown}); their audio and video are absent")
