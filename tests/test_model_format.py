@@ -73,6 +73,19 @@ def same_weights(a: ERCModel, b: ERCModel) -> bool:
     return left.keys() == right.keys() and all(torch.equal(left[k], right[k]) for k in left)
 
 
+def assert_stored_plus_later_defaults(table: dict[str, Any], stored: dict[str, Any]) -> None:
+    """``table`` is the stored table plus, at their defaults, the arguments its factory gained since."""
+    import inspect
+
+    from erckit.registry import find_component
+
+    assert {key: table[key] for key in stored} == stored
+    parameters = inspect.signature(find_component(table["factory"])[1]).parameters
+    assert {key: table[key] for key in table.keys() - stored.keys()} == {
+        key: parameters[key].default for key in table.keys() - stored.keys()
+    }
+
+
 @pytest.fixture(scope="module")
 def v1_model() -> ERCModel:
     return ERCModel.from_pretrained(FIXTURE / "model")
@@ -97,7 +110,9 @@ def test_format_1_is_migrated_from_the_stored_recipe_model_tables(v1_model: ERCM
     stored = json.loads((FIXTURE / "model" / "config.json").read_text())["recipe"]
     config = v1_model.config
     assert config.format_version == FORMAT_VERSION and config.erckit_version == "0.1.0"
-    assert {name: c.table() for name, c in config.encoders.items()} == stored["model"]["encoders"]
+    assert config.encoders.keys() == stored["model"]["encoders"].keys()
+    for name, component in config.encoders.items():
+        assert_stored_plus_later_defaults(component.table(), stored["model"]["encoders"][name])
     # telme.ASF.v1 meant the multi-token fuser until format 3: it is read under its name of today
     assert stored["model"]["fuser"]["factory"] == "telme.ASF.v1"
     assert config.fuser is not None and config.fuser.table() == {**stored["model"]["fuser"], "factory": "erckit.ModalityShift.v1"}

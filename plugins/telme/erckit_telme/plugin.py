@@ -19,7 +19,8 @@ def roberta_teacher(
     config: dict[str, Any] | None = None,
     max_length: int | None = None,
     embedding_dim: int = 768,
-    padding_side: Literal["right", "left"] = "right",
+    padding_side: Literal["right", "left"] | None = None,
+    preprocessing: Literal["erckit", "authors"] = "erckit",
 ) -> Any:
     """Text teacher: masked-LM encoder read at '<context> SEP Now <sK> feels MASK'.
 
@@ -29,10 +30,17 @@ def roberta_teacher(
     ``model_type`` for a randomly initialised model. max_length: token limit
     including the mask (default: the model's usable positions, 512 for RoBERTa).
     embedding_dim: size of the projected mask state (the teacher embedding).
+    padding_side: default right for erckit, left for authors.
+    preprocessing: "erckit" (each utterance tokenised on its own, speaker
+    tokens and prompt as erckit defines them) or "authors" (the token ids TelME's
+    authors trained their released teacher on: their string as transformers
+    4.27 tokenised it).
     """
     from .teacher import RobertaTeacher
 
-    return RobertaTeacher(num_classes, pretrained, tokenizer, config, max_length, embedding_dim, padding_side)
+    return RobertaTeacher(
+        num_classes, pretrained, tokenizer, config, max_length, embedding_dim, padding_side, preprocessing
+    )
 
 
 def audio_student(

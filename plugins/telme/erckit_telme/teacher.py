@@ -23,6 +23,12 @@ speaker tokens; speakers 10, 11, ... all share ``<s9>``, read as "yet another
 speaker". Folding (rather than modulo) never confuses a late speaker with an
 early one such as the current speaker.
 
+That is ``preprocessing = "erckit"`` (the default). ``"authors"`` instead builds
+the token ids TelME's authors trained their released teacher on
+(``authors_text``: their string tokenised as transformers 4.27 did, literal
+special tokens in the text kept special, speakers past the ninth as plain text,
+the last 511 tokens + the mask, left padding by default).
+
 The mask position's last hidden state -> ``Linear(hidden, embedding_dim)`` (the
 teacher embedding, 768 in TelME) -> ``Linear(embedding_dim, C)`` (logits).
 """
@@ -41,6 +47,8 @@ from erckit.data.context import PieceCache, context_tail
 from erckit.data.types import Sample
 from erckit.errors import ErckitError
 from erckit.hf import load_backbone, load_tokenizer, save_backbone_config, usable_positions
+
+from .authors_text import AuthorsPrompt
 
 SPEAKER_TOKENS = tuple(f"<s{i}>" for i in range(1, 10))
 PROMPT_VERSION = "telme-prompt-v1"  # bump if the token layout ever changes (cache keys)
@@ -75,12 +83,17 @@ class RobertaTeacher(Encoder):
         config: dict | None,
         max_length: int | None,
         embedding_dim: int,
-        padding_side: Literal["right", "left"],
+        padding_side: Literal["right", "left"] | None,
+        preprocessing: Literal["erckit", "authors"] = "erckit",
     ):
         super().__init__()
+        if preprocessing not in ("erckit", "authors"):
+            raise ErckitError(f"preprocessing must be 'erckit' or 'authors', got {preprocessing!r}")
         self.num_classes = num_classes
         self.dim = embedding_dim
-        self.padding_side = padding_side
+        self.preprocessing = preprocessing
+        # The authors padded on the left; erckit's default is the right (results do not depend on it).
+        self.padding_side = padding_side or ("left" if preprocessing == "authors" else "right")
         self.tokenizer = load_tokenizer(tokenizer or pretrained)
         for required in ("sep_token", "mask_token", "pad_token"):
             if getattr(self.tokenizer, required) is None:
@@ -104,7 +117,13 @@ class RobertaTeacher(Encoder):
         self.limit: int | None = min(limits) if limits else None
         self._ids = {token: self.tokenizer.convert_tokens_to_ids(token) for token in SPEAKER_TOKENS}
         self._now_feels = self._encode([" Now", " feels"])
-        longest_prompt = len(self._prompt_ids(self._ids[SPEAKER_TOKENS[-1]]))
+        self._authors: AuthorsPrompt | None = None
+        if preprocessing == "authors":
+            # Their cut keeps the last limit - 1 tokens, prompt included (511 for RoBERTa).
+            self._authors = AuthorsPrompt(self.tokenizer, SPEAKER_TOKENS, None if self.limit is None else self.limit - 1)
+            longest_prompt = len(self._authors.prompt(len(SPEAKER_TOKENS)))
+        else:
+            longest_prompt = len(self._prompt_ids(self._ids[SPEAKER_TOKENS[-1]]))
         if self.limit is not None and self.limit - 1 <= longest_prompt:
             raise ErckitError(
                 f"max_length {self.limit} leaves no room for context: the prompt alone takes "
@@ -134,6 +153,10 @@ class RobertaTeacher(Encoder):
         """The token ids of ``sample`` before padding: context, prompt, mask (truncated)."""
         if len(sample.speaker_ids) != len(sample.context):
             raise ErckitError(f"sample {sample.key}: {len(sample.context)} utterances but {len(sample.speaker_ids)} speaker ids")
+        if self._authors is not None:
+            if min(sample.speaker_ids, default=1) < 1:
+                raise ErckitError(f"sample {sample.key}: speaker ids are 1-based, got {min(sample.speaker_ids)}")
+            return self._authors.ids(sample, reporter="telme.RobertaTeacher", limit=self.limit)
         pieces = (
             (self._ids[speaker_token(speaker)], *self._texts(utterance.text))
             for utterance, speaker in zip(reversed(sample.context), reversed(sample.speaker_ids))
@@ -144,8 +167,9 @@ class RobertaTeacher(Encoder):
         return ids
 
     def context_window(self) -> int | None:
-        # Every utterance adds at least its speaker token: no more of them fit in the budget.
-        return self.context_budget
+        # Every utterance adds at least its speaker token (authors: at least the text "<s10>"):
+        # no more of them fit in the budget.
+        return self.context_budget if self._authors is None else self._authors.budget
 
     def featurize(self, sample: Sample) -> Features:
         return {"input_ids": torch.tensor(self.prompt_ids(sample), dtype=torch.long)}
@@ -181,7 +205,7 @@ class RobertaTeacher(Encoder):
         vocabulary = hashlib.sha1(self.tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16] if hasattr(
             self.tokenizer, "backend_tokenizer"
         ) else f"{type(self.tokenizer).__name__}:{len(self.tokenizer)}"
-        return f"telme.RobertaTeacher:{PROMPT_VERSION}:tokenizer={vocabulary}:limit={self.limit}"
+        return f"telme.RobertaTeacher:{PROMPT_VERSION}:preprocessing={self.preprocessing}:tokenizer={vocabulary}:limit={self.limit}"
 
     def save_assets(self, directory: Path) -> None:
         directory = Path(directory)
