@@ -17,7 +17,8 @@ Their frames (MELD/utils.py and IEMOCAP/utils.py ``get_video``) are read with Op
   ``x * (1/255)`` in float64 cast to float32 and ``(x - mean) / std`` in float32 with ImageNet's
   mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225) (videomae-base's processor config).
 * MELD clips whose audio lasts over 30 s by librosa (``make_batchs``) became
-  ``torch.zeros(8, 3, 224, 224)``: zeros after normalisation.
+  ``torch.zeros(8, 3, 224, 224)``: zeros after normalisation (``zero_longer_than``; whole clips
+  only: IEMOCAP's windows had no such rule).
 
 ``read_frames_authors`` is the data pipeline's decoder (``DecoderSpec``): frame choice, resize and
 crop, uint8 ``[8, S, S, 3]`` BGR, cached like any decode; or ``[0, S, S, 3]`` for a clip over
@@ -86,10 +87,11 @@ def read_frames_authors(
     import numpy as np
     import torch
 
-    if zero_longer_than is not None and librosa_seconds(path) > zero_longer_than:
-        return torch.zeros(0, size, size, 3, dtype=torch.uint8)
     cv2 = require("cv2", 'preprocessing = "authors"')
     if start is None and end is None:
+        # Their MELD rule, for a whole clip; a window of a longer video (IEMOCAP) had none.
+        if zero_longer_than is not None and librosa_seconds(path) > zero_longer_than:
+            return torch.zeros(0, size, size, 3, dtype=torch.uint8)
         chosen = clip_frames(cv2, path, frames)
     else:
         if end is None:
