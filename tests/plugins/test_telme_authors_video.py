@@ -93,7 +93,7 @@ def media(tmp_path_factory) -> dict[str, Path]:
         "meld": write_video(root / "dia0_utt0.mp4", 30, 10, (80, 48), "libx264", audio_seconds=3.0),
         "meld_short": write_video(root / "dia0_utt1.mp4", 5, 10, (48, 80), "libx264", audio_seconds=0.5),  # portrait, < 8 frames
         "meld_long": write_video(root / "dia0_utt2.mp4", 41, 10, (80, 48), "libx264", audio_seconds=4.0),
-        "iemocap": write_video(root / "Ses01F_impro01.avi", 150, 25, (96, 64), "mpeg4"),
+        "iemocap": write_video(root / "Ses01F_impro01.avi", 150, 25, (96, 56), "mpeg4")  # 32 * 96 / 56 = 54.86: int, not round,
     }
 
 
@@ -229,7 +229,8 @@ def test_authors_mode_is_an_own_decoder_with_its_options(student) -> None:
 
 
 def test_pixel_values_are_the_authors_and_logits_match_at_batch_1_and_4(student, media, tmp_path) -> None:
-    iemocap = [(2.3, 3.9), (0.4, 1.0), (5.5, 6.5)]  # their CSV's Start_Time/End_Time; the last runs past the end
+    iemocap = [(3.0, 4.6), (0.4, 1.0), (5.5, 6.5)]  # their CSV's Start_Time/End_Time; the window of the first
+    # starts exactly on frame 50 (fps * 2.0), the last runs past the end of the video
     utterances = [
         Utterance("A", "x", "joy", video=media["meld"]),
         Utterance("B", "x", "joy", video=media["meld_short"]),
@@ -272,7 +273,7 @@ def test_full_size_frames_are_the_processors_224(media) -> None:
     frames = read_frames_authors(media["meld"], None, None, size=224)
     assert frames.shape == (8, 224, 224, 3) and frames.dtype == torch.uint8
     assert torch.equal(pixel_values(frames, 8, 224), authors_meld_video(media["meld"], 224))
-    window = read_frames_authors(media["iemocap"], 1.3, 4.9, size=224)
+    window = read_frames_authors(media["iemocap"], 1.3, 4.9, size=224)  # 2.3-3.9 s widened
     assert torch.equal(pixel_values(window, 8, 224), authors_iemocap_video(media["iemocap"], 2.3, 3.9, 224))
 
 
