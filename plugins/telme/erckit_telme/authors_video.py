@@ -48,7 +48,6 @@ FRAMES = 8
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # IMAGENET_DEFAULT_MEAN, in videomae-base's preprocessor_config.json
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESCALE = 1 / 255
-LIBROSA_RATE = 22_050  # librosa.load's default sr, at which the authors measured a clip's duration
 EXTRA = 'pip install "erckit-telme[authors]"'
 
 
@@ -183,28 +182,14 @@ def resize_and_crop_427(image: "np.ndarray", size: int) -> "np.ndarray":
 
 
 def librosa_seconds(path: Path) -> float:
-    """``librosa.get_duration(y=librosa.load(path)[0], sr=22050)`` without resampling.
+    """``librosa.get_duration(y=librosa.load(path)[0], sr=22050)``, as make_batchs measured a clip.
 
-    librosa (0.10 and 0.11) decodes at the native rate and, for another ``sr``, resamples and
-    fixes the length to ``int(np.ceil(n * (float(sr) / native)))`` (``resample(fix=True)``): that
-    is the length computed here from the native decode, ``librosa.load(path, sr=None)``.
+    Through the audio student's reader (``authors_media.read_audio_authors``, which reads an mp4 as
+    librosa's audioread fallback did, without an ffmpeg program).
     """
-    import warnings
+    from .authors_media import AUTHORS_RATE, read_audio_authors
 
-    import numpy as np
-
-    librosa = require("librosa", "zero_longer_than")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # librosa's audioread fallback warns on every mp4
-            samples, native = librosa.load(str(path), sr=None, mono=False)
-    except Exception as error:  # librosa/soundfile/audioread raise many kinds
-        raise MediaError(path, f"librosa cannot read its audio ({type(error).__name__}: {error}); "
-                         "an mp4 needs ffmpeg on PATH for librosa's audioread backend") from None
-    n = samples.shape[-1]
-    if native != LIBROSA_RATE:
-        n = int(np.ceil(n * (float(LIBROSA_RATE) / native)))
-    return n / LIBROSA_RATE
+    return read_audio_authors(Path(path)).shape[0] / AUTHORS_RATE
 
 
 # -- the encoder's half (featurize) -----------------------------------------------------------
