@@ -378,3 +378,19 @@ def test_bad_arguments(media) -> None:
         visual_student(num_classes=C, config=TINY, preprocessing="theirs")
     with pytest.raises(ErckitError, match="> 0"):
         visual_student(num_classes=C, config=TINY, preprocessing="authors", zero_longer_than=0.0)
+
+
+def test_authors_mode_rebuilds_from_saved_assets(student, media, tmp_path) -> None:
+    from erckit.hf import rebuild_from_assets
+
+    student.save_assets(tmp_path)
+    processor = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert processor["image_mean"] == MEAN and processor["image_std"] == STD  # a record of their processor
+    with rebuild_from_assets(tmp_path):
+        rebuilt = visual_student(num_classes=C, frames=8, preprocessing="authors", zero_longer_than=3.5)
+    rebuilt.load_state_dict(student.state_dict())
+    rebuilt.eval()
+    assert rebuilt.media == student.media and rebuilt.fingerprint() == student.fingerprint()
+    _, features, batch = erckit_batch(rebuilt, [Utterance("A", "x", "joy", video=media["meld"])], tmp_path)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(batch).logits, student(batch).logits, rtol=0, atol=0)
