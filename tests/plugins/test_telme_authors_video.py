@@ -11,7 +11,6 @@ crop or swapped channels all change the numbers.
 
 from __future__ import annotations
 
-import builtins
 import json
 import os
 import shutil
@@ -351,17 +350,11 @@ def test_config_overrides_apply_to_a_local_pretrained_model(tmp_path) -> None:
 
 
 def test_missing_extra_is_one_line_at_build_time(monkeypatch) -> None:
+    import sys
+
     from erckit.recipe.load import validate
 
-    real_import = builtins.__import__
-
-    def no_cv2(name, *args, **kwargs):
-        if name == "cv2" or name.startswith("cv2."):
-            raise ImportError("No module named 'cv2'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_cv2)
-    monkeypatch.delitem(__import__("sys").modules, "cv2", raising=False)
+    monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` now raises ImportError, as when not installed
     raw = {"data": {"dataset": "erckit.DialogueJSONL.v1", "root": "unused"},
            "model": {"encoders": {"visual": {"factory": "telme.VisualStudent.v1", "config": TINY, "preprocessing": "authors"}}},
            "stages": [{"kind": "supervised", "encoders": ["visual"]}]}
@@ -369,6 +362,15 @@ def test_missing_extra_is_one_line_at_build_time(monkeypatch) -> None:
     with pytest.raises(ErckitError) as error:
         visual_student(num_classes=C, config=TINY, preprocessing="authors")
     assert str(error.value) == 'preprocessing = "authors" needs OpenCV: pip install "erckit-telme[authors]"'
+    from erckit_telme.authors_video import read_frames_authors
+
+    with pytest.raises(ErckitError, match="needs OpenCV"):  # a worker decoding for a model loaded elsewhere
+        read_frames_authors(Path("clip.mp4"), None, None)
+    monkeypatch.setitem(sys.modules, "cv2", cv2)
+    monkeypatch.setitem(sys.modules, "librosa", None)
+    with pytest.raises(ErckitError) as error:
+        visual_student(num_classes=C, config=TINY, preprocessing="authors", zero_longer_than=30.0)
+    assert str(error.value) == 'zero_longer_than needs librosa: pip install "erckit-telme[authors]"'
 
 
 def test_bad_arguments(media) -> None:

@@ -51,26 +51,23 @@ RESCALE = 1 / 255
 EXTRA = 'pip install "erckit-telme[authors]"'
 
 
-def require(module: str, what: str) -> ModuleType:
+_PACKAGES = {"cv2": "OpenCV", "librosa": "librosa", "PIL": "Pillow"}
+
+
+def require(module: str, what: str = 'preprocessing = "authors"') -> ModuleType:
     """``module`` imported, or the one-line error naming the extra that installs it."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ErckitError(f'{what} needs {module} ({_PACKAGES.get(module, module)}): {EXTRA}') from None
-
-
-_PACKAGES = {"cv2": "OpenCV", "librosa": "librosa", "PIL": "Pillow"}
+        raise ErckitError(f"{what} needs {_PACKAGES.get(module, module)}: {EXTRA}") from None
 
 
 def check_extra(zero_longer_than: float | None) -> None:
     """The error an encoder raises at build time when the authors' readers are not installed."""
-    try:
-        import cv2  # noqa: F401
-    except ImportError:
-        raise ErckitError(f'preprocessing = "authors" needs OpenCV: {EXTRA}') from None
-    require("PIL", 'preprocessing = "authors"')
+    require("cv2")
+    require("PIL")
     if zero_longer_than is not None:
         require("librosa", "zero_longer_than")
 
@@ -86,7 +83,7 @@ def read_frames_authors(
     import numpy as np
     import torch
 
-    cv2 = require("cv2", 'preprocessing = "authors"')
+    cv2 = require("cv2")
     if start is None and end is None:
         # Their MELD rule, for a whole clip; a window of a longer video (IEMOCAP) had none.
         if zero_longer_than is not None and librosa_seconds(path) > zero_longer_than:
