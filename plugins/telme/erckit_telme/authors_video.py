@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from erckit.errors import ErckitError, MediaError
 
@@ -101,23 +101,8 @@ def clip_frames(cv2: Any, path: Path, count: int = FRAMES) -> list["np.ndarray"]
     video = _open(cv2, path)
     try:
         length = int(video.get(cv2.CAP_PROP_FRAME_COUNT))
-        kept: list[np.ndarray] = []
-        if length >= count:
-            step, seen = length // count, 0
-            # Reading on after the last frame kept (as they did) changes nothing kept.
-            while len(kept) < count:
-                ok, image = video.read()
-                if not ok:
-                    break
-                seen += 1
-                if seen % step == 0:
-                    kept.append(image)
-        else:
-            while True:
-                ok, image = video.read()
-                if not ok:
-                    break
-                kept.append(image)
+        # Under `count` frames they kept every frame (then the first `count`): step 1.
+        kept = _every_step(_reads(video), length // count if length >= count else 1, count)
     finally:
         video.release()
     return _filled(path, kept, count)
@@ -128,31 +113,53 @@ def window_frames(cv2: Any, path: Path, start: float, end: float, count: int = F
     video = _open(cv2, path)
     try:
         fps = video.get(cv2.CAP_PROP_FPS)
-        first, last = fps * start, fps * end
         step = fps * (end - start) // count  # a float, as theirs
         if step <= 0:
             raise MediaError(path, f"{fps * (end - start):.1f} frames in {start}-{end} s: fewer than {count}")
-        kept: list[np.ndarray] = []
-        seen = 0
-        while len(kept) < count:
-            # read() is grab() + retrieve(): frames before the window are grabbed only, not
-            # converted to BGR (a third faster through a long dialogue video; same positions).
-            if not video.grab():
-                break
-            position = int(video.get(cv2.CAP_PROP_POS_FRAMES))
-            if position > last:
-                break  # positions only grow: no later frame is in the window
-            if position < first:
-                continue
-            ok, image = video.retrieve()
-            if not ok:
-                break
-            seen += 1
-            if seen % step == 0:
-                kept.append(image)
+        kept = _every_step(_window_reads(cv2, video, fps * start, fps * end), step, count)
     finally:
         video.release()
     return _filled(path, kept, count, f" in {start}-{end} s")
+
+
+def _every_step(images: Iterator["np.ndarray"], step: float, count: int) -> list["np.ndarray"]:
+    """The images numbered (from 1) by a multiple of ``step``, the first ``count`` of them.
+
+    They read on after the last one kept; that changes nothing kept, so reading stops here.
+    """
+    kept = []
+    for seen, image in enumerate(images, start=1):
+        if seen % step == 0:
+            kept.append(image)
+            if len(kept) == count:
+                break
+    return kept
+
+
+def _reads(video: Any) -> Iterator["np.ndarray"]:
+    while True:
+        ok, image = video.read()
+        if not ok:
+            return
+        yield image
+
+
+def _window_reads(cv2: Any, video: Any, first: float, last: float) -> Iterator["np.ndarray"]:
+    """The frames whose ``CAP_PROP_POS_FRAMES`` after reading lies in ``[first, last]``."""
+    while True:
+        # read() is grab() + retrieve(): frames before the window are grabbed only, not
+        # converted to BGR (a third faster through a long dialogue video; same positions).
+        if not video.grab():
+            return
+        position = int(video.get(cv2.CAP_PROP_POS_FRAMES))
+        if position > last:
+            return  # positions only grow: no later frame is in the window
+        if position < first:
+            continue
+        ok, image = video.retrieve()
+        if not ok:
+            return
+        yield image
 
 
 def _open(cv2: Any, path: Path) -> Any:
