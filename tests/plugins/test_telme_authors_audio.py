@@ -349,3 +349,27 @@ def test_the_ffmpeg_program_and_pyav_round_floats_to_16_bits_alike(clips) -> Non
     floats = np.frombuffer(run("f32le"), "<f4").astype(np.float64)
     shorts = np.frombuffer(run("s16le"), "<i2")
     assert np.array_equal(np.clip(np.rint(floats * 32768), -32768, 32767).astype(np.int16), shorts)
+
+
+def test_a_saved_authors_model_reloads_with_its_decoder_and_overridden_config(clips, pretrained: Path, tmp_path: Path) -> None:
+    from erckit.model import ERCModel
+    from erckit.recipe.load import validate
+
+    raw = {
+        "data": {"dataset": "erckit.DialogueJSONL.v1", "root": "unused"},
+        "model": {"encoders": {"audio": {"factory": "telme.AudioStudent.v1", "pretrained": str(pretrained),
+                                         "preprocessing": "authors", "pooling": "frame0", "zero_longer_than": 30.0,
+                                         "config_overrides": {"mask_time_length": 3}}}},
+        "stages": [{"kind": "supervised", "encoders": ["audio"]}],
+    }
+    model = ERCModel.from_recipe(validate(raw, "test"), ["a", "b", "c"]).eval()
+    model.save_pretrained(tmp_path / "model")
+    loaded = ERCModel.from_pretrained(tmp_path / "model").eval()
+    before, after = model.encoders["audio"], loaded.encoders["audio"]
+    assert after.media == before.media and after.fingerprint() == before.fingerprint()
+    assert after.backbone.config.mask_time_length == 3
+    (sample,) = samples_for([clips["mp4_stereo_48k"]])
+    assert MediaResolver(None, "error").fill(sample, [after.media])
+    batch = after.collate([after.featurize(sample)])
+    with torch.no_grad():
+        assert torch.equal(after(batch).logits, before(batch).logits)
