@@ -63,11 +63,23 @@ def visual_student(
     pretrained: str = "facebook/timesformer-base-finetuned-k400",
     config: dict[str, Any] | None = None,
     frames: int = 8,
+    preprocessing: Literal["erckit", "authors"] = "erckit",
+    zero_longer_than: float | None = None,
+    config_overrides: dict[str, Any] | None = None,
 ) -> Any:
-    """Visual student: TimeSformer over ``frames`` RGB frames of the utterance, CLS pooling."""
+    """Visual student: TimeSformer over ``frames`` RGB frames of the utterance, CLS pooling.
+
+    preprocessing: "erckit" (erckit's decoder: RGB frames uniformly over the span, antialiased
+    resize, the backbone's processor statistics) or "authors" (TelME's authors' frames: OpenCV,
+    BGR, every (frame_count // frames)-th frame, or IEMOCAP's window rule when the utterance has a
+    span; transformers 4.27's VideoMAE processor with ImageNet statistics; needs
+    ``pip install "erckit-telme[authors]"``). zero_longer_than: authors' mode only, their MELD
+    rule: a clip whose audio lasts longer (librosa's measure) gets all-zero pixel values.
+    config_overrides: settings of the backbone's HF config, on pretrained weights too.
+    """
     from .visual import VisualStudent
 
-    return VisualStudent(num_classes, pretrained, config, frames)
+    return VisualStudent(num_classes, pretrained, config, frames, preprocessing, zero_longer_than, config_overrides)
 
 
 def response_kd(tau: float = 4.0, beta: float = 1.0, gamma: float = 1.0) -> Any:
