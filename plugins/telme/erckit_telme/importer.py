@@ -253,6 +253,12 @@ def _model_labels(labels: Sequence[str] | None, authors: Sequence[str]) -> list[
 
 def _build(model_class: Any, config: Mapping[str, Any]) -> Any:
     """The model through erckit's resolver, as for a recipe; a backbone that fails to load is one line."""
+    from transformers.utils import logging as hf_logging
+
+    # Their backbones' pretrained weights are about to be replaced: no loading bars, no resize notice.
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         return model_class.from_config(config)
     except ErckitError:
@@ -260,6 +266,10 @@ def _build(model_class: Any, config: Mapping[str, Any]) -> Any:
     except Exception as error:  # noqa: BLE001 - HF raises many kinds for a bad folder or id
         first = (str(error).strip().splitlines() or [""])[0][:300]
         raise ErckitError(f"cannot build the authors' TelME model: {type(error).__name__}: {first}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _apply_setting(table: dict[str, Any], setting: str) -> None:
