@@ -113,13 +113,20 @@ class Authors:
     save_model: Path
     backbones: dict[str, str]
 
-    def logits(self, tokens, values, pixels):
-        """Their inference.py on one sample: every module's logits and the fusion's (fusion(text, audio, video))."""
+    def logits(self, tokens, values, pixels, video_first=False):
+        """Their inference.py on one sample: every module's logits and the fusion's.
+
+        MELD/inference.py calls fusion(text, audio, video), as training did; IEMOCAP/inference.py
+        fusion(text, video, audio) (``video_first``).
+        """
         with torch.no_grad():
             text_hidden, text_logits = self.teacher(tokens, torch.ones_like(tokens))
             audio_hidden, audio_logits = self.audio(values)
             video_hidden, video_logits = self.video(pixels)
-            fused = self.fusion(text_hidden, audio_hidden, video_hidden)
+            if video_first:
+                fused = self.fusion(text_hidden, video_hidden, audio_hidden)
+            else:
+                fused = self.fusion(text_hidden, audio_hidden, video_hidden)
         return {"text": text_logits[0], "audio": audio_logits[0], "visual": video_logits[0], "fused": fused[0]}
 
 
@@ -239,11 +246,12 @@ def erckit_logits(model: ERCModel, samples: list[dict[str, torch.Tensor]]) -> di
     return {**{name: out.logits for name, out in outputs.items()}, "fused": fused}
 
 
-def authors_logits(authors: Authors, sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return authors.logits(sample["input_ids"][None], sample["input_values"][None], sample["pixel_values"][None])
+def authors_logits(authors: Authors, sample: dict[str, torch.Tensor], video_first: bool = False) -> dict[str, torch.Tensor]:
+    return authors.logits(sample["input_ids"][None], sample["input_values"][None], sample["pixel_values"][None], video_first)
 
 
 def assert_close(got: torch.Tensor, expected: torch.Tensor, what: str) -> None:
+    assert expected.abs().max().item() > 0.1, f"{what}: logits this small would make the 1e-5 bound meaningless"
     difference = (got - expected).abs().max().item()
     assert difference <= 1e-5, f"{what}: max abs difference {difference:.3g}"
 
@@ -306,6 +314,18 @@ def test_a_label_order_of_the_users_permutes_every_classifier(tmp_path, release)
     for row, sample in enumerate(samples):
         for key, value in authors_logits(release, sample).items():
             assert_close(got[key][row], value[index], f"{key}, sample {row}")
+
+
+def test_set_changes_the_model_table_iemocap_inference_order(tmp_path, release):
+    """--set 'fuser.order=["visual", "audio"]': what IEMOCAP/inference.py computed with the same weights."""
+    output = imported(release, tmp_path / "reversed", settings=['fuser.order=["visual", "audio"]'])
+    model = ERCModel.from_pretrained(output)
+    assert json.loads((output / "config.json").read_text())["fuser"]["order"] == ["visual", "audio"]
+    samples = inputs(model, count=2)
+    got = erckit_logits(model, samples)["fused"]
+    for row, sample in enumerate(samples):
+        assert_close(got[row], authors_logits(release, sample, video_first=True)["fused"], f"fused, sample {row}")
+        assert (got[row] - authors_logits(release, sample)["fused"]).abs().max().item() > 1e-3  # the order matters
 
 
 def test_labels_must_be_the_authors_ones(tmp_path, release):
