@@ -135,18 +135,12 @@ class Authors:
 
 def backbone_folders(root: Path) -> dict[str, str]:
     """Local folders standing in for roberta-large, data2vec-audio-base-960h and timesformer-k400."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import (AutoConfig, AutoModel, VideoMAEImageProcessor, Wav2Vec2FeatureExtractor)
+    from transformers import AutoConfig, AutoModel, VideoMAEImageProcessor, Wav2Vec2FeatureExtractor
+
+    from tiny_models import roberta_tokenizer_files
 
     text, audio, video = root / "roberta", root / "data2vec", root / "timesformer"
-    text.mkdir(parents=True)
-    backend = Tokenizer(models.BPE(unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    backend.train_from_iterator(CORPUS, trainer)
-    backend.model.save(str(text))
-    (text / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "RobertaTokenizer"}))
+    roberta_tokenizer_files(CORPUS, text, vocab_size=300)
     size = len(json.loads((text / "vocab.json").read_text()))
     roberta = AutoConfig.for_model("roberta", hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=2,
                                    intermediate_size=64, max_position_embeddings=66, vocab_size=size)
