@@ -265,7 +265,7 @@ def test_the_command_writes_a_model_that_computes_the_authors_logits(tmp_path, b
                "--video-model", backbones["visual"]]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert str(output) in result.stdout
+    assert str(output) in result.stderr and result.stdout == ""
 
     model = ERCModel.from_pretrained(output)
     assert model.labels == list(LABELS["iemocap"]) and model.use_fuser
@@ -462,6 +462,17 @@ def test_bad_release_is_one_line_and_writes_nothing(kind, tmp_path, broken, caps
         assert not marker.exists()
         torch.load(broken.save_model / CHECKPOINTS["text"], weights_only=False)  # the payload is real: trusted, it runs
         assert marker.exists()
+
+
+def test_the_other_data_sets_release_is_named(tmp_path, release, capsys):
+    from erckit.cli.main import main
+
+    code = main(["import-telme", str(release.save_model), "--dataset", "iemocap", "-o", str(tmp_path / "m"),
+                 "--text-model", release.backbones["text"], "--audio-model", release.backbones["audio"],
+                 "--video-model", release.backbones["visual"]])
+    err = capsys.readouterr().err
+    assert code == 1 and "classifier.weight has 7 classes, the authors' iemocap model 6; is this the meld release? (--dataset meld)" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
 
 
 def test_an_existing_output_is_kept_unless_overwrite(tmp_path, release, capsys):

@@ -31,13 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from erckit.errors import ErckitError
 
 from . import __version__
 from .authors import BACKBONES, CHECKPOINTS, LABELS, authors_model
-from .teacher import SPEAKER_TOKENS
 
 
 @dataclass(frozen=True)
@@ -104,10 +103,9 @@ def import_telme(
         module = model.fuser if part.name == "fuser" else model.encoders[part.name]
         path = files[part.name]
         theirs = read_state_dict(path)
+        _check_classes(theirs, part, path, dataset, len(authors_labels))
         digests[CHECKPOINTS[part.name]] = _sha256(path)
         mapped = map_state_dict(theirs, part, module.state_dict(), path)
-        if part.name == "text":
-            _check_speaker_tokens(module, mapped, path)
         for key in (part.classifier + "weight", part.classifier + "bias"):
             mine = _renamed(key, part)
             mapped[mine] = mapped[mine][order]
@@ -219,24 +217,25 @@ def map_state_dict(theirs: Mapping[str, Tensor], part: Part, expected: Mapping[s
     return mapped
 
 
+def _check_classes(theirs: Mapping[str, Tensor], part: Part, path: Path, dataset: str, classes: int) -> None:
+    """A classifier of another size is most likely the other data set's release: say so."""
+    weight = theirs.get(part.classifier + "weight")
+    if weight is None or weight.ndim != 2 or weight.shape[0] == classes:
+        return
+    other = next((d for d, labels in LABELS.items() if len(labels) == weight.shape[0]), None)
+    hint = f"; is this the {other} release? (--dataset {other})" if other else ""
+    raise ErckitError(
+        f"{path} ({part.what}): {part.classifier}weight has {weight.shape[0]} classes, the authors' {dataset} model "
+        f"{classes}{hint}"
+    )
+
+
 def _more(keys: Sequence[str]) -> str:
     return f" (and {len(keys) - 1} more)" if len(keys) > 1 else ""
 
 
 def _prefix(part: Part) -> str:
     return "fuser." if part.name == "fuser" else f"encoders.{part.name}."
-
-
-def _check_speaker_tokens(teacher: nn.Module, mapped: Mapping[str, Tensor], path: Path) -> None:
-    """Their 9 speaker tokens were appended to roberta-large's vocabulary: the last 9 embedding rows."""
-    rows = int(mapped["backbone.embeddings.word_embeddings.weight"].shape[0])
-    ids = [teacher.tokenizer.convert_tokens_to_ids(token) for token in SPEAKER_TOKENS]
-    if ids != list(range(rows - len(ids), rows)):
-        raise ErckitError(
-            f"{path}: the text model's tokenizer puts the speaker tokens <s1>..<s9> at ids {ids}, but the authors' "
-            f"teacher learned them as the last {len(ids)} of its {rows} embedding rows; use the tokenizer of "
-            f"{BACKBONES['text']!r} (--text-model)"
-        )
 
 
 # --------------------------------------------------------------------- the model itself

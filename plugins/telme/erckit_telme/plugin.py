@@ -186,7 +186,10 @@ def run_import(args: Any) -> int:
         args.save_model_dir, args.output, args.dataset, text_model=args.text_model, audio_model=args.audio_model,
         video_model=args.video_model, labels=labels, settings=args.settings, overwrite=args.overwrite,
     )
-    print(f"wrote {output} (the authors' TelME for {args.dataset}); use it with erckit predict / erckit evaluate")
+    import sys
+
+    # A message, not data: stderr, as erckit's own commands do.
+    print(f"wrote {output} (the authors' TelME for {args.dataset}); use it with erckit predict / erckit evaluate", file=sys.stderr)
     return 0
 
 
