@@ -21,7 +21,6 @@ buffer transformers 4.27 saved; RoBERTa derives its positions from the ids).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import re
 import tomllib
@@ -70,20 +69,18 @@ def import_telme(
     labels: Sequence[str] | None = None,
     settings: Iterable[str] = (),
     overwrite: bool = False,
-    model_table: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the authors' released TelME for ``dataset`` to ``output``; returns ``output``.
 
     ``*_model``: the backbones (HF ids or local folders; default the authors').
     ``labels``: the model's label order, a permutation of the authors' (default theirs).
     ``settings``: ``encoders.NAME.KEY=VALUE`` / ``fuser.KEY=VALUE`` changes to the model
-    tables (VALUE read as TOML, else as a string). ``model_table``: the ``[model]`` table
-    to build instead of ``authors_model(dataset)`` (its ``pretrained`` still replaced).
+    tables (VALUE read as TOML, else as a string).
     """
     from erckit import ERCModel
 
     save_model_dir, output = Path(save_model_dir), Path(output)
-    table = authors_model(dataset) if model_table is None else copy.deepcopy(dict(model_table))  # checks dataset
+    table = authors_model(dataset)  # refuses an unknown data set
     _check_output(output, overwrite)
     files = _checkpoint_files(save_model_dir)
     authors_labels = LABELS[dataset]
@@ -95,8 +92,6 @@ def import_telme(
         _apply_setting(table, setting)
 
     model = _build(ERCModel, _model_config(table, labels))
-    if model.fuser is None or set(model.encoders) != {"text", "audio", "visual"}:
-        raise ErckitError("the authors' TelME has a text, an audio and a visual encoder and a fuser; this model table does not")
     order = [authors_labels.index(label) for label in labels]
     digests = {}
     for part in PARTS:
