@@ -260,7 +260,10 @@ def test_the_command_writes_a_model_that_computes_the_authors_logits(tmp_path, b
     output = tmp_path / "models" / "telme_iemocap"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(
         [str(ROOT), str(ROOT / "plugins" / "telme"), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    command = [sys.executable, "-m", "erckit", "import-telme", str(authors.save_model), "--dataset", "iemocap",
+    # The installed console script when it sits beside this Python (PYTHONPATH makes it run this tree), else -m.
+    script = Path(sys.executable).parent / "erckit"
+    launcher = [str(script)] if script.is_file() else [sys.executable, "-m", "erckit"]
+    command = [*launcher, "import-telme", str(authors.save_model), "--dataset", "iemocap",
                "-o", str(output), "--text-model", backbones["text"], "--audio-model", backbones["audio"],
                "--video-model", backbones["visual"]]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
