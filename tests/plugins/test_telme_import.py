@@ -180,6 +180,8 @@ def build_release(root: Path, dataset: str, backbones: dict[str, str] | None = N
     save_model = root / "save_model"
     state = teacher.state_dict()
     # transformers 4.27 saved RoBERTa's position_ids buffer (persistent then); their teacher.bin has it.
+    # That is the only difference: 4.27.2's own RobertaModel, Data2VecAudioModel and TimesformerModel
+    # (run once under today's torch) have exactly today's state-dict keys plus this one.
     positions = teacher.text_model.config.max_position_embeddings
     state["text_model.embeddings.position_ids"] = torch.arange(positions).expand((1, -1))
     for part, module_state in (("text", state), ("audio", audio.state_dict()), ("visual", video.state_dict()),
