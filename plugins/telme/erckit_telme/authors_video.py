@@ -17,7 +17,8 @@ Their frames (MELD/utils.py and IEMOCAP/utils.py ``get_video``) are read with Op
   ``x * (1/255)`` in float64 cast to float32 and ``(x - mean) / std`` in float32 with ImageNet's
   mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225) (videomae-base's processor config).
 * MELD clips whose audio lasts over 30 s by librosa (``make_batchs``) became
-  ``torch.zeros(8, 3, 224, 224)``: zeros after normalisation.
+  ``torch.zeros(8, 3, 224, 224)``: zeros after normalisation (``zero_longer_than``; whole clips
+  only: IEMOCAP's windows had no such rule).
 
 ``read_frames_authors`` is the data pipeline's decoder (``DecoderSpec``): frame choice, resize and
 crop, uint8 ``[8, S, S, 3]`` BGR, cached like any decode; or ``[0, S, S, 3]`` for a clip over
@@ -47,7 +48,6 @@ FRAMES = 8
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # IMAGENET_DEFAULT_MEAN, in videomae-base's preprocessor_config.json
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESCALE = 1 / 255
-LIBROSA_RATE = 22_050  # librosa.load's default sr, at which the authors measured a clip's duration
 EXTRA = 'pip install "erckit-telme[authors]"'
 
 
@@ -86,10 +86,11 @@ def read_frames_authors(
     import numpy as np
     import torch
 
-    if zero_longer_than is not None and librosa_seconds(path) > zero_longer_than:
-        return torch.zeros(0, size, size, 3, dtype=torch.uint8)
     cv2 = require("cv2", 'preprocessing = "authors"')
     if start is None and end is None:
+        # Their MELD rule, for a whole clip; a window of a longer video (IEMOCAP) had none.
+        if zero_longer_than is not None and librosa_seconds(path) > zero_longer_than:
+            return torch.zeros(0, size, size, 3, dtype=torch.uint8)
         chosen = clip_frames(cv2, path, frames)
     else:
         if end is None:
@@ -181,28 +182,14 @@ def resize_and_crop_427(image: "np.ndarray", size: int) -> "np.ndarray":
 
 
 def librosa_seconds(path: Path) -> float:
-    """``librosa.get_duration(y=librosa.load(path)[0], sr=22050)`` without resampling.
+    """``librosa.get_duration(y=librosa.load(path)[0], sr=22050)``, as make_batchs measured a clip.
 
-    librosa (0.10 and 0.11) decodes at the native rate and, for another ``sr``, resamples and
-    fixes the length to ``int(np.ceil(n * (float(sr) / native)))`` (``resample(fix=True)``): that
-    is the length computed here from the native decode, ``librosa.load(path, sr=None)``.
+    Through the audio student's reader (``authors_media.read_audio_authors``, which reads an mp4 as
+    librosa's audioread fallback did, without an ffmpeg program).
     """
-    import warnings
+    from .authors_media import AUTHORS_RATE, read_audio_authors
 
-    import numpy as np
-
-    librosa = require("librosa", "zero_longer_than")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # librosa's audioread fallback warns on every mp4
-            samples, native = librosa.load(str(path), sr=None, mono=False)
-    except Exception as error:  # librosa/soundfile/audioread raise many kinds
-        raise MediaError(path, f"librosa cannot read its audio ({type(error).__name__}: {error}); "
-                         "an mp4 needs ffmpeg on PATH for librosa's audioread backend") from None
-    n = samples.shape[-1]
-    if native != LIBROSA_RATE:
-        n = int(np.ceil(n * (float(LIBROSA_RATE) / native)))
-    return n / LIBROSA_RATE
+    return read_audio_authors(Path(path)).shape[0] / AUTHORS_RATE
 
 
 # -- the encoder's half (featurize) -----------------------------------------------------------
