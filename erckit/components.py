@@ -129,6 +129,19 @@ class Encoder(nn.Module):
         """Whether outputs may be cached when frozen (False for encoders with randomness in eval)."""
         return True
 
+    def export_examples(self) -> tuple[Features, Features]:
+        """Two collated batches for ``erckit export``: ``forward`` is traced to ONNX on the first and checked on the second.
+
+        Every axis whose size differs between the two becomes a dynamic axis of the exported
+        graph (so they should differ in batch size and in every padded length). The default
+        featurizes and collates ``example_samples`` (two, then three samples of growing length
+        and media of growing duration); override it when ``featurize`` needs inputs those
+        cannot give, or raise ``ErckitError`` to say the encoder cannot be exported.
+        """
+        samples = example_samples(self.media)
+        features = [self.featurize(sample) for sample in samples]
+        return self.collate(features[:2]), self.collate(features)
+
 
 class Distiller(nn.Module):
     """A loss between a student's and a (detached) teacher's outputs on the same rows."""
@@ -161,6 +174,34 @@ class Fuser(nn.Module):
 
     def forward(self, anchor: ModalityOutput, others: Mapping[str, ModalityOutput]) -> Tensor:  # type: ignore[override]
         raise NotImplementedError
+
+
+def example_samples(media: MediaSpec | None) -> list["Sample"]:
+    """Three made-up samples of growing length (context, text and media) to trace and check an export.
+
+    Media are seeded noise in the spec's form: mono audio at its rate (0.4 / 0.9 / 1.6 s), or
+    ``num_frames`` RGB frames at its size (64 px when the spec has none); a ``DecoderSpec``
+    gets audio at 22,050 Hz or 8 frames of 64 px, the form erckit's own decoders return.
+    """
+    from .data.types import AudioSpec, DecoderSpec, Sample, Utterance, VideoSpec
+
+    texts = ["okay", "that is great news", "I really cannot believe you did that again, it is so annoying"]
+    generator = torch.Generator().manual_seed(0)
+    samples = []
+    for index, seconds in enumerate((0.4, 0.9, 1.6)):
+        context = tuple(Utterance(speaker=f"speaker {i % 2}", text=texts[i]) for i in range(index + 1))
+        sample = Sample("export", index, context, tuple(i % 2 + 1 for i in range(index + 1)))
+        if isinstance(media, AudioSpec) or (isinstance(media, DecoderSpec) and media.modality == "audio"):
+            rate = media.sample_rate if isinstance(media, AudioSpec) else 22_050
+            sample.audio = 0.1 * torch.randn(int(seconds * rate), generator=generator)
+        elif isinstance(media, (VideoSpec, DecoderSpec)):
+            count = media.num_frames if isinstance(media, VideoSpec) else 8
+            side = (media.size if isinstance(media, VideoSpec) else None) or 64
+            sample.frames = torch.randint(0, 256, (count, side, side, 3), dtype=torch.uint8, generator=generator)
+        if media is not None:
+            sample.present[media.modality] = True
+        samples.append(sample)
+    return samples
 
 
 def pad_features(features: Sequence[Features], pad_values: Mapping[str, float] | None = None) -> Features:

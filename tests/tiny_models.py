@@ -127,3 +127,45 @@ def roberta_tokenizer_files(texts: list[str], directory: Path, vocab_size: int =
     backend.model.save(str(directory))
     (directory / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "RobertaTokenizer"}))
     return directory
+
+
+TINY_ROBERTA = {"model_type": "roberta", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                "intermediate_size": 64, "max_position_embeddings": 130, "vocab_size": 270}
+TINY_DATA2VEC_AUDIO = {"model_type": "data2vec-audio", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "intermediate_size": 64, "conv_dim": [16, 16, 16], "conv_kernel": [10, 3, 3], "conv_stride": [5, 2, 2],
+                       "num_conv_pos_embeddings": 3, "conv_pos_kernel_size": 5, "num_conv_pos_embedding_groups": 2}
+TINY_TIMESFORMER = {"model_type": "timesformer", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                    "intermediate_size": 64, "image_size": 32, "patch_size": 16}
+
+
+def telme_recipe() -> dict[str, Any]:
+    """TelME's three encoders (tiny random RoBERTa, data2vec-audio, TimeSformer) and its ASF fuser."""
+    return {
+        "data": {"dataset": "erckit.DialogueJSONL.v1", "root": "unused"},
+        "model": {
+            "encoders": {
+                "text": {"factory": "telme.RobertaTeacher.v1", "tokenizer": "erckit:bytes", "max_length": 64,
+                         "embedding_dim": 32, "config": TINY_ROBERTA},
+                "audio": {"factory": "telme.AudioStudent.v1", "config": TINY_DATA2VEC_AUDIO, "max_seconds": 2.0},
+                "visual": {"factory": "telme.VisualStudent.v1", "config": TINY_TIMESFORMER, "frames": 2},
+            },
+            "fuser": {"factory": "telme.ASF.v1", "dim": 32, "heads": 2},
+        },
+        "stages": [{"kind": "supervised", "encoders": ["text", "audio", "visual"]}, {"kind": "fuse"}],
+    }
+
+
+def builtin_media_recipe(fuser: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Bag of words + the built-in log-mel audio and timm frame encoders (timm's tiny test_resnet), one fuser."""
+    return {
+        "data": {"dataset": "erckit.DialogueJSONL.v1", "root": "unused"},
+        "model": {
+            "encoders": {
+                "text": {"factory": "example.BagOfWords.v1", "buckets": 64, "dim": 16, "context": True},
+                "audio": {"factory": "erckit.LogMelAudio.v1", "n_mels": 16, "dim": 16, "layers": 1, "heads": 2},
+                "visual": {"factory": "erckit.TimmFrames.v2", "backbone": "test_resnet", "frames": 2, "size": 32, "dim": 16},
+            },
+            "fuser": fuser or {"factory": "erckit.ModalityShift.v1", "dim": 16, "heads": 2},
+        },
+        "stages": [{"kind": "supervised", "encoders": ["text", "audio", "visual"]}, {"kind": "fuse"}],
+    }

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..predict import DialoguePrediction, UtterancePrediction
 
 FORMATS = ("jsonl", "csv", "table")
+BACKENDS = ("torch", "onnx")
 PROBABILITY_DIGITS = 6
 TABLE_FILE_WIDTH = 160  # a --format table written to a file or a pipe
 # Colours for the labels of MELD, IEMOCAP and EmoryNLP; other labels cycle through FALLBACK_COLOURS.
@@ -45,7 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "read utterances one JSON object per line from stdin ({\"dialogue\", \"speaker\", \"text\", "
         "\"audio\"?, \"video\"?}) and answer each as it arrives.",
     )
-    parser.add_argument("model_dir", metavar="MODEL_DIR", help="model directory (or a run directory holding model/)")
+    parser.add_argument("model_dir", metavar="MODEL_DIR",
+                        help="model directory (or a run directory holding model/); with --backend onnx an 'erckit export' directory")
     parser.add_argument("dialogues", metavar="DIALOGUES", help="dialogue JSONL file, or '-' for streaming stdin")
     parser.add_argument("-o", "--output", help="output file (default: stdout); written atomically")
     parser.add_argument("--format", choices=FORMATS, default="jsonl", help="output format (default jsonl)")
@@ -53,6 +55,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="compute precision (default fp32)")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
     parser.add_argument("--skip-errors", action="store_true", help="skip broken input lines (each reported) instead of failing")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch",
+                        help="torch (default) or onnx: ONNX Runtime on an 'erckit export' directory (CPU, the export's precision)")
     parser.set_defaults(run=run)
 
 
@@ -60,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     from ..model import resolve_model_dir
 
     output = _check_output(args.output)
-    resolve_model_dir(args.model_dir)  # fail fast on a wrong directory, before reading the input
+    _check_backend(args)
+    if args.backend == "torch":
+        resolve_model_dir(args.model_dir)  # fail fast on a wrong directory, before reading the input
     if args.dialogues == "-":
         return _run_stream(args, output)
     data = read_dialogue_file(Path(args.dialogues), skip_errors=args.skip_errors)
@@ -375,7 +381,27 @@ def _plain(markup: str) -> str:
     return Text.from_markup(markup).plain
 
 
+def _check_backend(args: argparse.Namespace) -> None:
+    if args.backend != "onnx":
+        return
+    from ..errors import UsageError
+
+    if args.precision != "fp32":
+        raise UsageError("--precision does not apply to --backend onnx: the export has its own (erckit export --quantize)")
+    if args.device not in (None, "cpu"):
+        raise UsageError(f"--backend onnx runs on the CPU, not on {args.device}")
+    from ..export.manifest import require
+
+    require("onnxruntime")
+    if not Path(args.model_dir).is_dir():
+        raise ErckitError(f"ONNX export directory {args.model_dir} does not exist")
+
+
 def _load_model(args: argparse.Namespace) -> Any:
+    if getattr(args, "backend", "torch") == "onnx":
+        from ..export.runtime import OnnxModel
+
+        return OnnxModel.load(args.model_dir)
     from ..model import ERCModel
 
     return ERCModel.from_pretrained(args.model_dir)
