@@ -155,3 +155,31 @@ def test_a_tampered_export_is_refused(change: str, export_dir: Path, dialogues: 
         expected = "graphs/text.onnx is missing"
     code, out, err = run(capsys, "predict", "--backend", "onnx", str(target), str(dialogues))
     assert code == 1 and out == "" and expected in err and len(err.strip().splitlines()) == 1
+
+
+def test_without_the_extra_both_commands_name_the_pip_command(model_dir: Path, export_dir: Path, dialogues: Path,
+                                                              tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
+    code, _, err = run(capsys, "export", str(model_dir), "-o", str(tmp_path / "out"))
+    assert code == 1 and "pip install 'erckit[onnx]'" in err and not (tmp_path / "out").exists()
+    code, _, err = run(capsys, "predict", "--backend", "onnx", str(export_dir), str(dialogues))
+    assert code == 1 and "pip install 'erckit[onnx]'" in err
+
+
+def test_the_docs_examples_run(tmp_path: Path, monkeypatch, capsys) -> None:
+    """docs/export.md's commands, verbatim, where the quick start leaves its model (a tiny untrained one here)."""
+    import re
+    import shlex
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "export.md").read_text(encoding="utf-8")
+    block = re.search(r"```bash\n(.*?)```", page, re.DOTALL).group(1)
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.startswith("erckit ")]
+    assert [c.split()[1] for c in commands] == ["export", "export", "predict"]
+    monkeypatch.chdir(tmp_path)
+    save_model(tmp_path / "runs" / "quickstart" / "model")
+    (tmp_path / "data" / "demo").mkdir(parents=True)
+    (tmp_path / "data" / "demo" / "test.jsonl").write_text(json.dumps(DIALOGUES[0]) + "\n", encoding="utf-8")
+    for command in commands:
+        assert main(shlex.split(command)[1:]) == 0, (command, capsys.readouterr().err)
+    assert "Rachel" in capsys.readouterr().out
+    assert json.loads((tmp_path / "runs" / "quickstart-int8" / "manifest.json").read_text())["precision"] == "int8"
