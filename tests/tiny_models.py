@@ -156,16 +156,11 @@ def telme_recipe() -> dict[str, Any]:
 
 
 def builtin_media_recipe(fuser: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Bag of words + the built-in log-mel audio and timm frame encoders (timm's tiny test_resnet), one fuser."""
-    return {
-        "data": {"dataset": "erckit.DialogueJSONL.v1", "root": "unused"},
-        "model": {
-            "encoders": {
-                "text": {"factory": "example.BagOfWords.v1", "buckets": 64, "dim": 16, "context": True},
-                "audio": {"factory": "erckit.LogMelAudio.v1", "n_mels": 16, "dim": 16, "layers": 1, "heads": 2},
-                "visual": {"factory": "erckit.TimmFrames.v2", "backbone": "test_resnet", "frames": 2, "size": 32, "dim": 16},
-            },
-            "fuser": fuser or {"factory": "erckit.ModalityShift.v1", "dim": 16, "heads": 2},
-        },
-        "stages": [{"kind": "supervised", "encoders": ["text", "audio", "visual"]}, {"kind": "fuse"}],
+    """``multimodal_recipe`` + the built-in timm frame encoder (timm's tiny test_resnet), with ``fuser`` (ModalityShift)."""
+    raw = multimodal_recipe()
+    raw["model"]["encoders"]["visual"] = {
+        "factory": "erckit.TimmFrames.v2", "backbone": "test_resnet", "frames": 2, "size": 32, "dim": 16,
     }
+    raw["model"]["fuser"] = fuser or {"factory": "erckit.ModalityShift.v1", "dim": 16, "heads": 2}
+    raw["stages"][0]["encoders"] = ["text", "audio", "visual"]
+    return raw

@@ -163,23 +163,20 @@ def _dynamic_axes(trace: Mapping[str, "Tensor"], check: Mapping[str, "Tensor"]) 
     return axes
 
 
-class _EncoderGraph:
-    """``encoder.forward`` on positional tensors (the ONNX inputs) -> (embedding, logits)."""
+def _encoder_module(encoder: Any, keys: Sequence[str]) -> "nn.Module":
+    """``encoder.forward`` on positional tensors (the graph's inputs, in ``keys`` order) -> (embedding, logits)."""
+    from torch import nn
 
-    @staticmethod
-    def wrap(encoder: Any, keys: Sequence[str]) -> "nn.Module":
-        from torch import nn
+    class EncoderGraph(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
 
-        class EncoderGraph(nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.encoder = encoder
+        def forward(self, *tensors: "Tensor") -> tuple["Tensor", "Tensor"]:
+            output = self.encoder(dict(zip(keys, tensors)))
+            return output.embedding, output.logits
 
-            def forward(self, *tensors: "Tensor") -> tuple["Tensor", "Tensor"]:
-                output = self.encoder(dict(zip(keys, tensors)))
-                return output.embedding, output.logits
-
-        return EncoderGraph().eval()
+    return EncoderGraph().eval()
 
 
 def _export_encoder(
@@ -189,7 +186,7 @@ def _export_encoder(
 
     keys = list(trace)
     axes = _dynamic_axes(trace, check)
-    module = _EncoderGraph.wrap(encoder, keys)
+    module = _encoder_module(encoder, keys)
     _to_onnx(module, tuple(trace[k] for k in keys), keys, list(OUTPUTS), axes, path, opset, what)
     with torch.inference_mode():
         expected = module(*(check[k] for k in keys))
@@ -211,7 +208,7 @@ def _to_onnx(
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 module, args, dynamo=True, input_names=input_names, output_names=output_names,
-                dynamic_shapes={"tensors": dims} if _takes_varargs(module) else dims, opset_version=opset,
+                dynamic_shapes={"tensors": dims}, opset_version=opset,  # both wrappers take *tensors
                 external_data=False, verbose=False,
             )
         program.save(str(path), external_data=False)
@@ -219,12 +216,6 @@ def _to_onnx(
         raise
     except Exception as error:  # noqa: BLE001 - the exporter's failures name ops and frames, several lines each
         raise ErckitError(f"{what} cannot be exported to ONNX: {type(error).__name__}: {one_line(error, 500)}") from None
-
-
-def _takes_varargs(module: "nn.Module") -> bool:
-    import inspect
-
-    return any(p.kind is p.VAR_POSITIONAL for p in inspect.signature(module.forward).parameters.values())
 
 
 def _quiet() -> Any:
