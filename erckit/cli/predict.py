@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
-from ..errors import DataError, ErckitError
+from ..errors import DataError, ErckitError, UsageError
 from . import console as ui
 from .arguments import positive_int
+from .episode import MEDIA_FORMATS, add_arguments as add_media_arguments, run_media, wants_media
 
 if TYPE_CHECKING:
     from ..data.types import Dialogue
@@ -43,16 +44,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "predict", help="predict the emotion of every utterance of a dialogue JSONL file (or '-' for live stdin)",
         description="Predict the emotion of every utterance. DIALOGUES is a dialogue JSONL file, or '-' to "
         "read utterances one JSON object per line from stdin ({\"dialogue\", \"speaker\", \"text\", "
-        "\"audio\"?, \"video\"?}) and answer each as it arrives.",
+        "\"audio\"?, \"video\"?, \"start\"?, \"end\"?}) and answer each as it arrives. With --subtitles, "
+        "--transcript or --asr, DIALOGUES is one audio or video file (an episode, a call) cut into utterances by its cues.",
     )
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="model directory (or a run directory holding model/)")
-    parser.add_argument("dialogues", metavar="DIALOGUES", help="dialogue JSONL file, or '-' for streaming stdin")
+    parser.add_argument("dialogues", metavar="DIALOGUES", help="dialogue JSONL file, '-' for streaming stdin, or a recording")
     parser.add_argument("-o", "--output", help="output file (default: stdout); written atomically")
-    parser.add_argument("--format", choices=FORMATS, default="jsonl", help="output format (default jsonl)")
+    parser.add_argument("--format", choices=MEDIA_FORMATS, help="output format (default jsonl, or -o's suffix for a "
+                        "recording); srt and vtt only for a recording")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="utterances per batch (default 32)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="compute precision (default fp32)")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
     parser.add_argument("--skip-errors", action="store_true", help="skip broken input lines (each reported) instead of failing")
+    add_media_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -61,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
 
     output = _check_output(args.output)
     resolve_model_dir(args.model_dir)  # fail fast on a wrong directory, before reading the input
+    if wants_media(args):
+        return run_media(args, output)
+    if args.format not in FORMATS + (None,) or args.timeline:
+        raise UsageError("--format srt/vtt and --timeline need a recording with --subtitles, --transcript or --asr")
+    args.format = args.format or "jsonl"
     if args.dialogues == "-":
         return _run_stream(args, output)
     data = read_dialogue_file(Path(args.dialogues), skip_errors=args.skip_errors)
