@@ -36,9 +36,9 @@ from .types import Dialogue, Utterance
 SUBTITLE_SUFFIXES = (".srt", ".vtt")
 TRANSCRIPT_SUFFIXES = (".jsonl", ".csv")
 UNKNOWN_SPEAKER = "unknown"
-# "Ross: we were on a break" -> speaker "Ross"; a name is at most three words, so a
-# sentence that merely holds a colon ("Note the time: noon") stays text.
-DEFAULT_SPEAKER_PATTERN = r"^\s*(?P<speaker>[^\s:<>\[\]][^:<>\[\]]{0,40}?)\s*:\s+(?P<text>.*)$"
+# "Ross: we were on a break" -> speaker "Ross". A name is at most three words without
+# punctuation, so a sentence that merely holds a colon ("Well, here is the thing: no") stays text.
+DEFAULT_SPEAKER_PATTERN = r"^\s*(?P<speaker>[^\s:<>\[\],!?][^:<>\[\],!?]{0,40}?)\s*:\s+(?P<text>.*)$"
 _SPEAKER_WORDS = 3
 _TIMING = {
     ".srt": re.compile(r"^\s*\d{1,3}:\d{2}:\d{2}[,.]\d{1,3}\s*-->\s*\d{1,3}:\d{2}:\d{2}[,.]\d{1,3}(\s+.*)?$"),
