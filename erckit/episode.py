@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .data.subtitles import Cue, CueWarning, dialogues_from_cues, fit_to_duration, format_srt, format_vtt, read_cues, tidy_cues
-from .errors import DataError, ErckitError, MediaError
+from .errors import DataError, ErckitError, MediaError, UsageError
 from .predict import DialoguePrediction, Predictor, UtterancePrediction, predict_with
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def media_cues(
 ) -> list[Cue]:
     given = [name for name, value in (("subtitles", subtitles), ("transcript", transcript), ("asr", asr)) if value]
     if len(given) != 1:
-        raise ErckitError(f"give exactly one of subtitles, transcript or asr for {media} (got {', '.join(given) or 'none'})")
+        raise UsageError(f"give exactly one of subtitles, transcript or asr for {media} (got {', '.join(given) or 'none'})")
     if asr:
         return transcribe(Path(media), asr)
     return read_cues(subtitles or transcript, speaker_pattern=speaker_pattern, encoding=encoding)  # type: ignore[arg-type]
