@@ -1,8 +1,8 @@
-"""``erckit predict MODEL_DIR MEDIA --subtitles x.srt | --transcript x.jsonl | --asr MODEL``: one long recording.
+"""The options of ``erckit predict MODEL_DIR MEDIA --subtitles x.srt | --transcript x.jsonl | --asr MODEL``.
 
-Everything is read and checked, and every cue predicted, before anything is
-written; each output (``-o``, ``--timeline``) is written atomically, so a
-failure leaves no half-written file.
+``erckit.cli.predict`` runs it: everything is read and checked, and every cue
+predicted, before anything is written; each output (``-o``, ``--timeline``) is
+written atomically, so a failure leaves no half-written file.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from . import console as ui
 
 if TYPE_CHECKING:
     from ..episode import MediaPrediction
@@ -40,37 +39,6 @@ def wants_media(args: argparse.Namespace) -> bool:
     return bool(args.subtitles or args.transcript or args.asr)
 
 
-def run_media(args: argparse.Namespace, output: Path | None) -> int:
-    from ..episode import load_episode, media_cues, predict_episode
-    from .predict import _load_model, _write, check_finite, write_csv, write_jsonl, write_table
-
-    format = _format(args, output)
-    size = _size(args.timeline_size)
-    timeline = _timeline_path(args.timeline)
-    cues = media_cues(args.dialogues, subtitles=args.subtitles, transcript=args.transcript, asr=args.asr,
-                      speaker_pattern=args.speaker_pattern, encoding=args.encoding)
-    episode = load_episode(args.dialogues, cues, gap=args.gap, media_policy=args.media_policy, on_warning=ui.warning)
-    model = _load_model(args)
-    result = predict_episode(model, episode, batch_size=args.batch_size, precision=args.precision,
-                             device=args.device, media_policy=args.media_policy)
-    for prediction in result.utterances():  # before any output
-        check_finite(prediction)
-    if format == "srt":
-        _write(output, lambda handle: handle.write(result.to_srt()))
-    elif format == "vtt":
-        _write(output, lambda handle: handle.write(result.to_vtt()))
-    elif format == "csv":
-        _write(output, lambda handle: write_csv(handle, result.dialogues, model.labels))
-    elif format == "table":
-        _write(output, lambda handle: write_table(handle, result.dialogues, model.labels, to_terminal=output is None))
-    else:
-        _write(output, lambda handle: write_jsonl(handle, records(result), result.dialogues))
-    if timeline is not None:
-        result.timeline(timeline, size)
-        ui.console.print(f"[green]wrote[/] {timeline}")
-    return 0
-
-
 def records(result: "MediaPrediction") -> list[tuple[dict[str, Any], Any]]:
     """Dialogue JSONL records of the recording's dialogues: each utterance with its span of the file."""
     out = []
@@ -80,7 +48,7 @@ def records(result: "MediaPrediction") -> list[tuple[dict[str, Any], Any]]:
     return out
 
 
-def _format(args: argparse.Namespace, output: Path | None) -> str:
+def output_format(args: argparse.Namespace, output: Path | None) -> str:
     """``--format``, else the output's suffix (``-o x.srt``), else jsonl."""
     if args.format is not None:
         return args.format
@@ -89,7 +57,7 @@ def _format(args: argparse.Namespace, output: Path | None) -> str:
     return "jsonl"
 
 
-def _size(text: str) -> tuple[int, int]:
+def timeline_size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
@@ -97,15 +65,4 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _timeline_path(path: str | None) -> Path | None:
-    if path is None:
-        return None
-    from .predict import _check_output
-
-    timeline = _check_output(path)
-    if timeline is None or timeline.suffix.lower() != ".png":
-        raise UsageError(f"--timeline {path}: give a .png file name")
-    return timeline
-
-
-__all__ = ["MEDIA_FORMATS", "add_arguments", "run_media", "wants_media"]
+__all__ = ["MEDIA_FORMATS", "add_arguments", "output_format", "records", "timeline_size", "wants_media"]

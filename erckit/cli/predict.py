@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 from ..errors import DataError, ErckitError, UsageError
 from . import console as ui
 from .arguments import positive_int
-from .episode import MEDIA_FORMATS, add_arguments as add_media_arguments, run_media, wants_media
+from .episode import MEDIA_FORMATS, add_arguments as add_media_arguments, output_format, records, timeline_size, wants_media
 
 if TYPE_CHECKING:
     from ..data.types import Dialogue
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     output = _check_output(args.output)
     resolve_model_dir(args.model_dir)  # fail fast on a wrong directory, before reading the input
     if wants_media(args):
-        return run_media(args, output)
+        return _run_media(args, output)
     if args.format not in FORMATS + (None,) or args.timeline:
         raise UsageError("--format srt/vtt and --timeline need a recording with --subtitles, --transcript or --asr")
     args.format = args.format or "jsonl"
@@ -99,6 +99,48 @@ def run(args: argparse.Namespace) -> int:
     if data.skipped:
         ui.warning(f"{len(data.skipped)} input line(s) skipped (--skip-errors)")
     return 0
+
+
+# ---------------------------------------------------- one long recording
+
+
+def _run_media(args: argparse.Namespace, output: Path | None) -> int:
+    from ..episode import load_episode, media_cues, predict_episode
+
+    format = output_format(args, output)
+    size = timeline_size(args.timeline_size)
+    timeline = _timeline_path(args.timeline)
+    cues = media_cues(args.dialogues, subtitles=args.subtitles, transcript=args.transcript, asr=args.asr,
+                      speaker_pattern=args.speaker_pattern, encoding=args.encoding)
+    episode = load_episode(args.dialogues, cues, gap=args.gap, media_policy=args.media_policy, on_warning=ui.warning)
+    model = _load_model(args)
+    result = predict_episode(model, episode, batch_size=args.batch_size, precision=args.precision,
+                             device=args.device, media_policy=args.media_policy)
+    for prediction in result.utterances():  # before any output
+        check_finite(prediction)
+    if timeline is not None:  # first: it needs an extra (matplotlib), the main output does not
+        result.timeline(timeline, size)
+        ui.console.print(f"[green]wrote[/] {timeline}")
+    if format == "srt":
+        _write(output, lambda handle: handle.write(result.to_srt()))
+    elif format == "vtt":
+        _write(output, lambda handle: handle.write(result.to_vtt()))
+    elif format == "csv":
+        _write(output, lambda handle: write_csv(handle, result.dialogues, model.labels))
+    elif format == "table":
+        _write(output, lambda handle: write_table(handle, result.dialogues, model.labels, to_terminal=output is None))
+    else:
+        _write(output, lambda handle: write_jsonl(handle, records(result), result.dialogues))
+    return 0
+
+
+def _timeline_path(path: str | None) -> Path | None:
+    if path is None:
+        return None
+    timeline = _check_output(path)
+    if timeline is None or timeline.suffix.lower() != ".png":
+        raise UsageError(f"--timeline {path}: give a .png file name")
+    return timeline
 
 
 # ------------------------------------------------------------------- input
