@@ -186,8 +186,11 @@ class MemoryCache:
 # --------------------------------------------------------------------- ASR
 
 
-def transcribe(media: Path, model_id: str, *, chunk_seconds: float = 30.0) -> list[Cue]:
-    """Cues from a speech recogniser: ``transformers.pipeline("automatic-speech-recognition")`` with timestamps."""
+def transcribe(media: Path, model_id: str) -> list[Cue]:
+    """Cues from a speech recogniser: ``transformers.pipeline("automatic-speech-recognition")`` with timestamps.
+
+    A recording longer than 30 s is transcribed by Whisper's own sequential long-form decoding
+    (the pipeline hands the whole input to ``generate``), not by the pipeline's experimental chunking."""
     try:
         from transformers import pipeline
     except ImportError:
@@ -198,7 +201,7 @@ def transcribe(media: Path, model_id: str, *, chunk_seconds: float = 30.0) -> li
 
     wave = load_audio(media, AudioSpec(16_000))
     try:
-        recogniser = pipeline("automatic-speech-recognition", model=model_id, chunk_length_s=chunk_seconds)
+        recogniser = pipeline("automatic-speech-recognition", model=model_id)
     except (OSError, ValueError) as error:
         raise ErckitError(f"cannot load the speech recogniser {model_id!r}: {str(error).splitlines()[0]}") from None
     result = recogniser({"raw": wave.numpy(), "sampling_rate": 16_000}, return_timestamps=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import wave
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,55 @@ def test_media_that_is_not_media(model: ERCModel, episode, tmp_path: Path) -> No
         model.predict_media(junk, subtitles=episode.subtitles["srt"])
     with pytest.raises(UsageError, match="exactly one of subtitles, transcript or asr"):
         model.predict_media(episode.video, subtitles=episode.subtitles["srt"], transcript=episode.subtitles["srt"])
+
+
+# ------------------------------------------------------------------- ASR
+
+
+def test_asr_cues_through_a_tiny_random_whisper(model: ERCModel, episode, tmp_path: Path) -> None:
+    from tiny_models import tiny_whisper
+
+    whisper = tiny_whisper(tmp_path / "whisper")
+    clip = sorted(episode.video.parent.glob("media/test*.wav"))[0]  # a second of audio: a quick decode
+    with wave.open(str(clip)) as handle:
+        seconds = handle.getnframes() / handle.getframerate()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CueWarning)  # no video stream; random segments may run past the end
+        result = model.predict_media(clip, asr=str(whisper))
+    assert result.cues and all(c.speaker == "unknown" and 0 <= c.start < c.end for c in result.cues)
+    assert all(c.where.startswith(f"{clip} (asr segment ") for c in result.cues)
+    assert len(result.utterances()) == len(result.cues)
+    for cue, p in zip(result.cues, result.utterances()):  # a segment the recogniser placed past the end has no media
+        assert p.missing == (["visual"] if cue.start < seconds else ["audio", "visual"])
+
+
+def test_asr_segments_become_cues(episode, monkeypatch) -> None:
+    import transformers
+
+    import erckit.episode as module
+
+    calls = []
+
+    def fake_pipeline(task, model, **options):
+        def recognise(inputs, return_timestamps):
+            calls.append((task, model, inputs["sampling_rate"], inputs["raw"].shape, return_timestamps))
+            return {"chunks": [{"timestamp": (0.0, 1.5), "text": " Hello "}, {"timestamp": (2.0, None), "text": "bye"}]}
+        return recognise
+
+    monkeypatch.setattr(transformers, "pipeline", fake_pipeline)
+    cues = module.transcribe(episode.video, "openai/whisper-tiny")
+    total = calls[0][3][0] / 16_000
+    assert calls == [("automatic-speech-recognition", "openai/whisper-tiny", 16_000, calls[0][3], True)]
+    assert total == pytest.approx(episode.seconds, abs=0.01)
+    assert [(c.start, c.end, c.text) for c in cues] == [(0.0, 1.5, "Hello"), (2.0, total, "bye")]
+
+
+def test_asr_without_transformers_names_the_extra(episode, monkeypatch) -> None:
+    import sys
+
+    from erckit.episode import transcribe
+    from erckit.errors import ErckitError
+
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(ErckitError, match=r"--asr needs transformers: pip install 'erckit\[asr\]'"):
+        transcribe(episode.video, "openai/whisper-tiny")
