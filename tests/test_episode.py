@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 import wave
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from erckit.data.demo import DEMO_LABELS
 from erckit.data.readers.jsonl import read_dialogue_jsonl
 from erckit.data.subtitles import CueWarning, read_cues
-from erckit.errors import DataError, MediaError, UsageError
+from erckit.errors import DataError, ErckitError, MediaError, UsageError
 from erckit.model import ERCModel
 from erckit.predict import predict_stream
 from tiny_models import build_model, demo_episode, episode_recipe
@@ -91,16 +92,22 @@ def test_written_subtitles_parse_back_with_the_same_times_and_texts(model: ERCMo
             assert words == original.text and note == f"[{p.label} {p.confidence:.2f}]"
 
 
-def test_timeline_png(model: ERCModel, episode, tmp_path: Path) -> None:
+def test_timeline_png(model: ERCModel, episode, tmp_path: Path, monkeypatch) -> None:
     from matplotlib.image import imread
 
     result = model.predict_media(episode.video, subtitles=episode.subtitles["srt"])
-    for size in ((1200, 400), (640, 300)):
-        path = result.timeline(tmp_path / f"t{size[0]}.png", size)
+    for name, size in (("default", None), ("small", (640, 300))):
+        path = result.timeline(tmp_path / f"{name}.png", *([size] if size else []))
         image = imread(path)
-        assert image.shape[:2] == (size[1], size[0])
+        assert image.shape[:2] == ((400, 1200) if size is None else (size[1], size[0]))
         assert image[..., :3].std() > 0.05  # not a blank canvas
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["t1200.png", "t640.png"]  # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["default.png", "small.png"]  # no temp file left
+    with pytest.raises(ErckitError, match="too small"):
+        result.timeline(tmp_path / "tiny.png", (100, 100))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ErckitError, match=r"--timeline needs matplotlib: pip install 'erckit\[plot\]'"):
+        result.timeline(tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists() and not (tmp_path / "tiny.png").exists()
 
 
 # ------------------------------------------------------------ bad input
@@ -201,8 +208,6 @@ def test_asr_segments_become_cues(episode, monkeypatch) -> None:
 
 
 def test_asr_without_transformers_names_the_extra(episode, monkeypatch) -> None:
-    import sys
-
     from erckit.episode import transcribe
     from erckit.errors import ErckitError
 

@@ -109,3 +109,30 @@ def test_bad_input_is_one_line_and_writes_nothing(model_dir: Path, episode, tmp_
     if case == "latin-1":
         assert main(["predict", str(model_dir), *source, "-o", str(out), "--encoding", "latin-1"]) == 0
         assert read_cues(out)[0].speaker == "Zoé"
+
+
+def test_the_worked_example_of_docs_predict_runs(model_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """docs/predict.md's episode commands and Python block, verbatim, where the quick start leaves things
+    (the tiny untrained model stands in for runs/quickstart; a smaller demo for the full one)."""
+    import re
+    import shlex
+    import shutil
+
+    import erckit.data.demo as demo
+    from matplotlib.image import imread
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "predict.md").read_text(encoding="utf-8")
+    section = doc[doc.index("### Worked example on the demo data"):doc.index("### Input")]
+    commands = [line for line in re.findall(r"^```\n(.*?)^```", section, re.S | re.M)[0].splitlines() if line.startswith("erckit ")]
+    python = re.findall(r"^```python\n(.*?)^```", doc[doc.index("### Python"):], re.S | re.M)[0]
+    assert len(commands) == 3 and "predict_media" in python
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(model_dir, tmp_path / "runs" / "quickstart")
+    write_demo = demo.write_demo
+    monkeypatch.setattr(demo, "write_demo", lambda out, seed=0, **_: write_demo(out, seed, dialogues={"train": 1, "dev": 1, "test": 2}))
+    for command in commands:
+        assert main(shlex.split(command)[1:]) == 0, (command, capsys.readouterr().err)
+    assert imread(tmp_path / "episode.png").shape[:2] == (400, 1200)
+    assert len(read_cues(tmp_path / "episode.emotions.srt")) == len(read_cues(tmp_path / "data/demo/episode.srt"))
+    exec(compile(python, "docs/predict.md", "exec"), {})
+    assert read_cues(tmp_path / "episode.emotions.vtt")[0].text.split("\n")[1].startswith("[")
