@@ -67,8 +67,13 @@ def run(args: argparse.Namespace) -> int:
     resolve_model_dir(args.model_dir)  # fail fast on a wrong directory, before reading the input
     if wants_media(args):
         return _run_media(args, output)
-    if args.format not in FORMATS + (None,) or args.timeline:
-        raise UsageError("--format srt/vtt and --timeline need a recording with --subtitles, --transcript or --asr")
+    recording_only = [flag for flag, given in (
+        (f"--format {args.format}", args.format not in FORMATS + (None,)), ("--timeline", args.timeline),
+        ("--gap", args.gap is not None), ("--speaker-pattern", args.speaker_pattern), ("--encoding", args.encoding),
+        ("--media-policy", args.media_policy != "zero"),
+    ) if given]
+    if recording_only:
+        raise UsageError(f"{', '.join(recording_only)}: only for a recording with --subtitles, --transcript or --asr")
     args.format = args.format or "jsonl"
     if args.dialogues == "-":
         return _run_stream(args, output)

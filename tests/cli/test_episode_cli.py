@@ -95,8 +95,8 @@ def test_bad_input_is_one_line_and_writes_nothing(model_dir: Path, episode, tmp_
         subtitles.write_text("1\n00:00:00,000 --> 00:00:01,000\n\n")
         message = "no usable cue"
     elif case == "format-without-media":
-        subtitles, extra, code = None, ["--format", "srt"], 2
-        message = "need a recording with --subtitles"
+        subtitles, extra, code = None, ["--format", "srt", "--gap", "2"], 2
+        message = "--format srt, --gap: only for a recording with --subtitles, --transcript or --asr"
     else:
         subtitles.write_text(text)
         extra, code, message = ["--timeline", str(tmp_path / "t.png"), "--timeline-size", "big"], 2, "expected WIDTHxHEIGHT"
