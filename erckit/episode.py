@@ -98,13 +98,11 @@ def load_episode(
         if not present:
             warn(f"{path} has no {medium} stream: every cue is predicted without {medium}")
     ordered = sorted(cues + outside, key=lambda c: (c.start, c.end))
-    late = {id(c) for c in outside}
     dialogues = dialogues_from_cues(ordered, path, audio=has_audio, video=has_video, gap=gap, name=path.stem)
-    flat = iter(ordered)
+    # Utterance ids are cue<N>, N the 1-based position in ``ordered``: a cue past the end keeps its text only.
+    late = {f"cue{n}" for n, cue in enumerate(ordered, start=1) if any(cue is c for c in outside)}
     dialogues = [
-        replace(d, utterances=tuple(
-            replace(u, audio=None, video=None) if id(next(flat)) in late else u for u in d.utterances
-        ))
+        replace(d, utterances=tuple(replace(u, audio=None, video=None) if u.id in late else u for u in d.utterances))
         for d in dialogues
     ]
     return Episode(path, ordered, dialogues)
