@@ -167,3 +167,13 @@ def test_written_subtitles_parse_back(tmp_path: Path) -> None:
     for back in (srt_cues, vtt_cues):
         assert [(c.start, c.end, c.speaker) for c in back] == [(1.0, 2.5, "Ross"), (61.001, 3723.004, UNKNOWN_SPEAKER)]
         assert [c.text for c in back] == ["We were on a break!\n[anger 0.91]", "no speaker\n[neutral 0.40]"]
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("x.srt", "hello world\nthis is not srt\n", "not a well-formed SRT file"),
+    ("x.vtt", "00:00:01.000 --> 00:00:02.000\nno WEBVTT header\n", "not a well-formed WebVTT file"),
+])
+def test_a_file_that_is_not_subtitles(tmp_path: Path, name: str, text: str, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        read_cues(write(tmp_path / name, text))
+    assert read_cues(write(tmp_path / "empty.srt", "")) == []
