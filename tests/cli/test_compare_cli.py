@@ -26,7 +26,8 @@ def test_flatten_names_stages_as_set_does() -> None:
 
 
 @pytest.mark.slow
-def test_compare_two_runs_writes_table_plots_and_html(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_compare_two_runs_writes_table_plots_and_html(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     recipe = write_tiny_recipe(tmp_path, tmp_path / "demo", epochs=2)
     common = ["--device", "cpu", "--threads", "1", "--no-progress"]
     assert main(["train", str(recipe), "-o", str(tmp_path / "runs" / "slow"), *common]) == 0
@@ -49,6 +50,13 @@ def test_compare_two_runs_writes_table_plots_and_html(tmp_path: Path, capsys: py
     assert "report_curves.png" in page and "report_per_class_f1.png" in page
     assert "http://" not in page and "https://" not in page  # nothing fetched from the network
     assert page.count('class=diff') == 3  # header + two runs in the one differing column
+
+    # a folder of runs stands for its runs; without -o only the table is printed, nothing written
+    monkeypatch.chdir(tmp_path / "out")
+    assert main(["compare", str(tmp_path / "runs")]) == 0
+    table = capsys.readouterr().out
+    assert "slow" in table and "fast" in table
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.html", "report_curves.png", "report_per_class_f1.png"]
 
 
 def test_compare_refuses_a_folder_that_holds_no_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -56,6 +56,29 @@ def test_three_trials_on_sqlite_and_the_best_params_reproduce_the_best_dev_f1(tm
                   TrainOptions(output=tmp_path / "again", device="cpu", threads=1, progress=False))
     assert selected_dev(again.history)["dev/weighted_f1"] == best.value
 
+    # a second process on the same storage and study (another machine, in Optuna's distributed mode) joins it
+    assert main(["tune", str(recipe), "--space", str(tmp_path / "space.toml"), "--trials", "1",
+                 "--storage", storage, "--study", "s", "-o", str(out), *COMMON]) == 0
+    assert [t.number for t in optuna.load_study(study_name="s", storage=storage).trials] == [0, 1, 2, 3]
+    assert (out / "trial-3" / "model" / "model.safetensors").is_file()
+
+
+def test_ranges_become_optuna_distributions() -> None:
+    study = optuna.create_study()
+    trial = study.ask()
+    assert tune.Param("a", low=2, high=10, step=4).suggest(trial) in (2, 6, 10)
+    assert isinstance(tune.Param("b", low=1e-4, high=1e-2, log=True).suggest(trial), float)
+    assert tune.Param("c", choices=("x", "y")).suggest(trial) in ("x", "y")
+    assert trial.distributions["a"] == optuna.distributions.IntDistribution(2, 10, step=4)
+    assert trial.distributions["b"] == optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+
+
+def test_defaults_are_a_sqlite_file_here_and_runs_named_after_the_recipe() -> None:
+    from erckit.cli.main import build_parser
+
+    args = build_parser(with_plugins=False).parse_args(["tune", "r.toml", "--space", "s.toml", "--trials", "2"])
+    assert args.storage == "sqlite:///study.db" and args.study is None and args.output is None and args.prune
+
 
 @pytest.mark.slow
 def test_a_trial_below_the_pruners_threshold_stops_after_its_first_epoch(tmp_path: Path) -> None:
