@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import struct
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,10 @@ def test_compare_two_runs_writes_table_plots_and_html(tmp_path: Path, capsys: py
     table = capsys.readouterr().out
     assert "slow" in table and "fast" in table
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.html", "report_curves.png", "report_per_class_f1.png"]
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    assert main(["compare", str(tmp_path / "runs"), "-o", str(tmp_path / "again.html")]) == 1
+    assert capsys.readouterr().err.strip() == 'error: compare plots need matplotlib: pip install "erckit[plot]"'
 
 
 def test_compare_refuses_a_folder_that_holds_no_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -114,3 +114,16 @@ def test_a_killed_multi_seed_run_resumes_at_the_seed_it_stopped_in(tmp_path: Pat
         assert [r["epoch"] for r in rows if r["stage"] == "teacher"] == list(range(1, 26))
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["metrics"]["test/weighted_f1"]["values"]) == ["0", "1", "2"]
+
+
+def test_one_seed_has_no_standard_deviation(tmp_path: Path) -> None:
+    from erckit.experiments.seeds import summarize
+
+    run = tmp_path / "seed-4"
+    run.mkdir()
+    report = {"weighted_f1": 0.5, "macro_f1": 0.25, "accuracy": 0.75, "per_class": [{"label": "joy", "f1": 0.5}]}
+    (run / "test_report.json").write_text(json.dumps(report))
+    (run / "metrics.jsonl").write_text(json.dumps({"stage": "t", "epoch": 1, "dev/weighted_f1": 0.4, "best": True}) + "\n")
+    summary = summarize({4: run}, "r")
+    assert summary["metrics"]["test/weighted_f1"] == {"mean": 0.5, "std": None, "values": {"4": 0.5}}
+    assert summary["metrics"]["test/f1/joy"]["mean"] == 0.5 and summary["metrics"]["dev/weighted_f1"]["mean"] == 0.4

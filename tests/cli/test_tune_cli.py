@@ -28,20 +28,22 @@ COMMON = ["--device", "cpu", "--threads", "1", "--no-progress"]
 
 
 @pytest.mark.slow
-def test_three_trials_on_sqlite_and_the_best_params_reproduce_the_best_dev_f1(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_three_trials_on_sqlite_and_the_best_params_reproduce_the_best_dev_f1(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from erckit.recipe import load_recipe
     from erckit.train import TrainOptions, train
 
     recipe = write_tiny_recipe(tmp_path, tmp_path / "demo", epochs=2)
     (tmp_path / "space.toml").write_text(SPACE)
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    out = tmp_path / "trials"
-    assert main(["tune", str(recipe), "--space", str(tmp_path / "space.toml"), "--trials", "3",
-                 "--storage", storage, "--study", "s", "-o", str(out), *COMMON]) == 0
+    # the defaults: storage sqlite:///study.db here, study named after the recipe, trials in runs/<study>-tune
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", str(recipe), "--space", "space.toml", "--trials", "3", *COMMON]) == 0
     printed = capsys.readouterr().err
     assert "train it again with: erckit train" in printed
+    storage, out = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "runs" / "tiny-tune"
 
-    study = optuna.load_study(study_name="s", storage=storage)
+    study = optuna.load_study(study_name="tiny", storage=storage)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
     for trial in study.trials:  # each trial is a run folder; its value is the dev F1 of the selected epoch
         directory = Path(trial.user_attrs["run_dir"])
@@ -58,8 +60,8 @@ def test_three_trials_on_sqlite_and_the_best_params_reproduce_the_best_dev_f1(tm
 
     # a second process on the same storage and study (another machine, in Optuna's distributed mode) joins it
     assert main(["tune", str(recipe), "--space", str(tmp_path / "space.toml"), "--trials", "1",
-                 "--storage", storage, "--study", "s", "-o", str(out), *COMMON]) == 0
-    assert [t.number for t in optuna.load_study(study_name="s", storage=storage).trials] == [0, 1, 2, 3]
+                 "--storage", storage, "--study", "tiny", "-o", str(out), *COMMON]) == 0
+    assert [t.number for t in optuna.load_study(study_name="tiny", storage=storage).trials] == [0, 1, 2, 3]
     assert (out / "trial-3" / "model" / "model.safetensors").is_file()
 
 
@@ -106,12 +108,16 @@ def test_a_trial_below_the_pruners_threshold_stops_after_its_first_epoch(tmp_pat
         ('["stages.teacher.lr"]\nlow = 0.1\nhigh = 0.1\n', "empty range: low (0.1) must be below high (0.1)"),
         ('["stages.teacher.lr"]\nchoices = []\n', "choices must be a non-empty list"),
         ('["stages.teacher.lr"]\nlow = 0.0\nhigh = 0.1\nlog = true\n', "a log range needs low > 0"),
+        ('["stages.teacher.lr"]\nchoices = [0.1, 0.1]\n', "a choice is listed twice"),
+        ("[[oops", "TOML syntax error"),
         ("", "no parameters"),
+        (None, "space file not found"),
     ],
 )
-def test_a_bad_space_file_is_refused_before_any_trial(tmp_path: Path, capsys: pytest.CaptureFixture, space: str, message: str) -> None:
+def test_a_bad_space_file_is_refused_before_any_trial(tmp_path: Path, capsys: pytest.CaptureFixture, space: str | None, message: str) -> None:
     recipe = write_tiny_recipe(tmp_path, tmp_path / "demo")
-    (tmp_path / "space.toml").write_text(space)
+    if space is not None:
+        (tmp_path / "space.toml").write_text(space)
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     code = main(["tune", str(recipe), "--space", str(tmp_path / "space.toml"), "--trials", "1", "--storage", storage,
                  "-o", str(tmp_path / "trials"), *COMMON])

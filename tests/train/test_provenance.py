@@ -60,3 +60,14 @@ def test_git_state_outside_a_repository_and_with_local_changes(tmp_path: Path) -
     _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "a")
     (tmp_path / "a.toml").write_text("x = 2\n")
     assert provenance.git_state(tmp_path)["dirty"] is True
+
+
+def test_a_run_restarted_before_its_first_checkpoint_drops_its_old_provenance(tmp_path: Path) -> None:
+    from erckit.train.rundir import MARKER, claim_run_dir
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / MARKER).write_text("")
+    (run / provenance.FILE).write_text("{}")
+    claim_run_dir(run, has_checkpoint=lambda d: False, say=lambda line: None).release()
+    assert not (run / provenance.FILE).exists()
