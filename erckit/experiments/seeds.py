@@ -9,6 +9,7 @@ starts the rest.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -60,7 +61,10 @@ def train_seeds(
     """Train ``load(seed)`` (a recipe) for each seed into ``base/seed-<n>``; write and return the summary."""
     from ..train import train
 
-    check_seed_dirs(base, seeds, resume=options.resume, overwrite=options.overwrite)
+    # Under torchrun every rank runs this loop (each seed is one DDP run); only rank 0 owns the files.
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if main_rank:
+        check_seed_dirs(base, seeds, resume=options.resume, overwrite=options.overwrite)
     for number, seed in enumerate(seeds, 1):
         directory = seed_dir(base, seed)
         if options.resume and runs.is_complete(directory):
@@ -71,7 +75,8 @@ def train_seeds(
         resume = options.resume and directory.exists() and any(directory.iterdir())
         train(load(seed), f"{recipe_name} seed {seed}", replace(options, output=directory, resume=resume))
     summary = summarize({seed: seed_dir(base, seed) for seed in seeds}, recipe_name)
-    atomic_write_text(Path(base) / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    if main_rank:
+        atomic_write_text(Path(base) / SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary
 
 
