@@ -68,10 +68,9 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    import uvicorn
-
     from ..serve.app import ServeSettings, create_app
     from ..serve.inputs import Limits
+    from ..serve.server import make_server
 
     model = ERCModel.from_pretrained(args.model_dir)
     limits = Limits(max_body_bytes=args.max_body_bytes, max_utterances=args.max_utterances,
@@ -81,11 +80,8 @@ def run(args: argparse.Namespace) -> int:
         api_key=api_key, cors_origins=tuple(args.cors_origin), media_root=args.media_root, limits=limits,
     )
     app = create_app(model, settings)
-    ui.console.print(f"serving {ui.escape(str(args.model_dir))} ({', '.join(model.labels)}); "
+    ui.console.print(f"serving {ui.escape(str(args.model_dir))} ({ui.escape(', '.join(model.labels))}); "
                      f"batches of up to {args.max_batch}, waiting {args.max_wait_ms:g} ms")
-    config = uvicorn.Config(
-        app, host=args.host, port=args.port, access_log=args.access_log, log_level="info",
-        ws_max_size=args.max_body_bytes, timeout_graceful_shutdown=30, lifespan="on",
-    )
-    uvicorn.Server(config).run()  # SIGINT/SIGTERM: stop accepting, finish in-flight requests, then exit
+    # SIGINT/SIGTERM: uvicorn stops accepting, lets in-flight requests finish, then the app's shutdown stops the batcher.
+    make_server(app, args.host, args.port, access_log=args.access_log).run()
     return 0

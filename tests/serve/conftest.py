@@ -1,0 +1,58 @@
+"""A real ``erckit serve`` server on a free loopback port, in a thread of the test process."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+pytest.importorskip("httpx")
+pytest.importorskip("websockets")
+
+from tiny_models import save_model, text_recipe  # noqa: E402
+
+
+@contextlib.contextmanager
+def running(model_dir: Path, **settings) -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` of a server for the saved model, stopped (gracefully) on exit."""
+    from erckit.model import ERCModel
+    from erckit.serve.app import ServeSettings, create_app
+    from erckit.serve.server import bound_port, make_server
+
+    app = create_app(ERCModel.from_pretrained(model_dir), ServeSettings(**settings))
+    server = make_server(app, log_level="warning")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{bound_port(server)}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def context_recipe(max_context: int | None) -> dict:
+    recipe = text_recipe()
+    recipe["data"]["max_context"] = max_context
+    return recipe
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A text model whose prediction depends on the context (bag of words over it), context cut to 2."""
+    return save_model(tmp_path_factory.mktemp("serve-model") / "m", context_recipe(2))
+
+
+@pytest.fixture(scope="session")
+def server(model_dir: Path) -> Iterator[str]:
+    with running(model_dir) as url:
+        yield url
