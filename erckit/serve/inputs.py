@@ -99,7 +99,7 @@ class MediaStore:
 
 def decode_json(body: bytes, where: str) -> Any:
     try:
-        return json.loads(body)
+        return json.loads(body.decode("utf-8"))  # decoded first: json.loads would guess UTF-16/32 from bytes
     except UnicodeDecodeError:
         raise RequestError(400, f"{where}: not UTF-8") from None
     except json.JSONDecodeError as error:

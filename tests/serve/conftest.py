@@ -6,7 +6,7 @@ import contextlib
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -21,6 +21,13 @@ from tiny_models import save_model, text_recipe  # noqa: E402
 @contextlib.contextmanager
 def running(model_dir: Path, **settings) -> Iterator[str]:
     """``http://127.0.0.1:PORT`` of a server for the saved model, stopped (gracefully) on exit."""
+    with serving(model_dir, **settings) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def serving(model_dir: Path, **settings) -> Iterator[tuple[str, Any]]:
+    """``running``, also giving the app."""
     from erckit.model import ERCModel
     from erckit.serve.app import ServeSettings, create_app
     from erckit.serve.server import bound_port, make_server
@@ -34,7 +41,7 @@ def running(model_dir: Path, **settings) -> Iterator[str]:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{bound_port(server)}"
+        yield f"http://127.0.0.1:{bound_port(server)}", app
     finally:
         server.should_exit = True
         thread.join(30)
