@@ -35,7 +35,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .predict import MELD_DIR, build_model
+# As the erckit command does (erckit.cli.main): idle torch threads sleep instead of spinning, which
+# on a shared machine slows small batches down severely. Before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .predict import MELD_DIR, build_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BATCHING = {"on": ["--max-batch", "32", "--max-wait-ms", "10"], "off": ["--max-batch", "1", "--max-wait-ms", "0"]}
@@ -80,6 +84,11 @@ class Server:
                 values[name] = float(value)
         return values
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far (every thread)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(60)
@@ -112,8 +121,9 @@ def percentile(values: list[float], q: float) -> float:
 
 def measure(server: Server, dialogues: list[Any]) -> dict[str, float]:
     """One round of every client streaming its dialogue."""
-    before = server.metrics()
+    before, cpu, own_cpu = server.metrics(), server.cpu_seconds(), time.process_time()
     seconds, latencies = asyncio.run(clients(server.url, dialogues))
+    cpu, own_cpu = server.cpu_seconds() - cpu, time.process_time() - own_cpu
     after = server.metrics()
     delta = {name: after[name] - before[name] for name in after}
     return {
@@ -124,6 +134,9 @@ def measure(server: Server, dialogues: list[Any]) -> dict[str, float]:
         # The share of the wall time the inference thread spent in Predictor.run: the rest is the
         # server's own overhead (and the clients') around the forward passes.
         "busy": delta["erckit_batch_seconds_sum"] / seconds,
+        # CPU time per utterance does not move with other jobs' load as wall time does.
+        "server_cpu_ms": 1000 * cpu / len(latencies),
+        "client_cpu_ms": 1000 * own_cpu / len(latencies),
     }
 
 
@@ -143,11 +156,11 @@ class Offline:
     def measure(self, dialogues: list[Any]) -> dict[str, float]:
         from erckit.predict import predict_with
 
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         predict_with(self.predictor, dialogues)
-        seconds = time.perf_counter() - began
+        seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
         n = sum(len(d) for d in dialogues)
-        return {"utterances": n, "seconds": seconds, "throughput": n / seconds}
+        return {"utterances": n, "seconds": seconds, "throughput": n / seconds, "cpu_ms": 1000 * cpu / n}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=200)
     dialogues = test_dialogues(max(args.clients))
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
         model_dir = args.model_dir
@@ -193,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     table = Table(title="erckit serve: clients streaming MELD test dialogues over WebSocket (MiniLM-L6 teacher, "
                         f"{args.max_length} tokens, loopback)")
     for column in ("clients", "utterances", "batching", "utt/s", "p50 ms", "p95 ms", "p99 ms", "mean batch",
-                   "busy", "offline utt/s", "on/off", "vs offline"):
+                   "busy", "server CPU ms/utt", "offline utt/s", "offline CPU ms/utt", "on/off", "vs offline"):
         table.add_column(column, justify="right")
     for count in args.clients:
         on, off, alone = results[("on", count)], results[("off", count)], results[("offline", count)]
@@ -201,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             table.add_row(
                 str(count), str(row["utterances"]), batching, f"{row['throughput']:.1f}", f"{row['p50_ms']:.0f}",
                 f"{row['p95_ms']:.0f}", f"{row['p99_ms']:.0f}", f"{row['mean_batch']:.1f}", f"{row['busy']:.0%}",
-                f"{alone['throughput']:.1f}", f"{on['throughput'] / off['throughput']:.2f}" if batching == "on" else "",
+                f"{row['server_cpu_ms']:.1f}", f"{alone['throughput']:.1f}", f"{alone['cpu_ms']:.1f}", f"{on['throughput'] / off['throughput']:.2f}" if batching == "on" else "",
                 f"{row['throughput'] / alone['throughput']:.2f}",
             )
     console.print(table)
