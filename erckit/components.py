@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, ClassVar, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from .data.types import AudioSpec, VideoSpec
+from .data.types import MediaSpec
 
 if TYPE_CHECKING:
     from .data.types import Sample
@@ -80,15 +80,16 @@ class Encoder(nn.Module):
 
     Subclasses set ``modality`` ('text', 'audio', 'visual' or a name of their
     own), ``dim`` (embedding size) and ``num_classes``, and ``media`` if they
-    need decoded audio (``AudioSpec``) or frames (``VideoSpec``): the data
-    pipeline then fills ``sample.audio`` / ``sample.frames`` before
-    ``featurize`` is called. When the media is absent (policy ``zero``) the
-    pipeline passes a silent/black stand-in and masks the output, so
-    ``featurize`` always receives real tensors.
+    need decoded audio (``AudioSpec``) or frames (``VideoSpec``), or decode
+    their own (``DecoderSpec``): the data pipeline then fills ``sample.audio``
+    / ``sample.frames`` before ``featurize`` is called. When the media is
+    absent (policy ``zero``) the pipeline passes a silent/black stand-in
+    (an empty tensor for a ``DecoderSpec``) with ``sample.present`` False and
+    masks the output, so ``featurize`` always receives a tensor.
     """
 
     modality: ClassVar[str] = "text"
-    media: AudioSpec | VideoSpec | None = None
+    media: MediaSpec | None = None
     dim: int
     num_classes: int
 

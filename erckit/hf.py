@@ -6,7 +6,8 @@ Three ways to get a backbone, one function (``load_backbone``):
   ``AutoConfig.for_model(**config)`` (tiny models for tests and the quickstart;
   no hub, no weights).
 * ``pretrained="org/name"`` or a local directory: ``from_pretrained`` (the real
-  path; honours ``HF_HUB_OFFLINE=1`` like any HF call).
+  path; honours ``HF_HUB_OFFLINE=1`` like any HF call), its config optionally
+  changed by ``overrides`` (``{"mask_time_length": 3}``).
 * inside ``rebuild_from_assets(directory)``: the HF config an encoder wrote with
   ``save_assets`` into ``directory`` (no weights, no download). The model loader
   enters it around each encoder factory call, one directory per encoder
@@ -92,10 +93,20 @@ def build_config(config: dict[str, Any]) -> Any:
         raise ErckitError(f"invalid HF config: {error}") from None
 
 
-def load_backbone(auto_class_name: str, pretrained: str, config: dict[str, Any] | None = None) -> "PreTrainedModel":
+def load_backbone(
+    auto_class_name: str,
+    pretrained: str,
+    config: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> "PreTrainedModel":
     """An HF model: rebuilt from saved assets, random from ``config``, or ``from_pretrained``.
 
     ``auto_class_name`` names a transformers auto class, e.g. ``"AutoModel"``.
+    ``overrides`` set attributes of the backbone's config (e.g. data2vec-audio's
+    ``mask_time_length``) on a pretrained model or a ``config`` table; each must
+    be an attribute that config already has, so a typo is an error rather than a
+    silently ignored key. Saved assets already hold them (their config.json was
+    written after the overrides).
     """
     auto = _auto_class(auto_class_name)
     assets = assets_directory()
@@ -104,14 +115,34 @@ def load_backbone(auto_class_name: str, pretrained: str, config: dict[str, Any] 
         # code path and never touches the network.
         return auto.from_config(saved_config(assets))
     if config is not None:
-        return auto.from_config(build_config(config))
+        return auto.from_config(_overridden(build_config(config), overrides))
     try:
-        return auto.from_pretrained(pretrained)
+        if not overrides:
+            return auto.from_pretrained(pretrained)
+        from transformers import AutoConfig
+
+        loaded = _overridden(AutoConfig.from_pretrained(pretrained), overrides)
+        return auto.from_pretrained(pretrained, config=loaded)
     except OSError as error:
         raise ErckitError(
             f"cannot load pretrained model {pretrained!r}: {error}. Pass a local directory, "
             "or a `config` table for a randomly initialised model."
         ) from None
+
+
+def _overridden(config: Any, overrides: dict[str, Any] | None) -> Any:
+    """``config`` with ``overrides`` set; a key the config does not have is an error naming the model type."""
+    for key, value in (overrides or {}).items():
+        if not hasattr(config, key):
+            raise ErckitError(
+                f"config override {key!r}: a {config.model_type!r} config has no such setting "
+                "(override only keys its config.json or transformers' config class defines)"
+            )
+        try:
+            setattr(config, key, value)
+        except (AttributeError, TypeError, ValueError) as error:
+            raise ErckitError(f"config override {key!r} = {value!r} for {config.model_type!r}: {_one_line(error)}") from None
+    return config
 
 
 def saved_config(assets: Path) -> Any:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ..errors import MediaError
-from .types import AudioSpec, MediaSpec, VideoSpec
+from .types import AudioSpec, DecoderSpec, MediaSpec, VideoSpec
 
 if TYPE_CHECKING:
     import torch
@@ -135,6 +135,8 @@ def load_many(
         for index, (spec, start, end) in enumerate(requests):
             if results[index] is not None:
                 continue
+            if isinstance(spec, DecoderSpec):
+                raise TypeError(f"{spec!r} is decoded by its own function (erckit.data.pipeline.decode_own), not here")
             read = _read_audio if isinstance(spec, AudioSpec) else _read_frames
             try:
                 if not opened_fresh:
@@ -416,6 +418,15 @@ def _span_error(path: Path, start: float | None, end: float | None) -> MediaErro
     if start is not None and end is not None and end <= start:
         return MediaError(path, f"empty span: end {end} s is not after start {start} s")
     return None
+
+
+def check_file_and_span(path: Path, start: float | None, end: float | None) -> MediaError | None:
+    """The ``MediaError`` for a missing file or an impossible span, else None (checks own decoders get too)."""
+    try:
+        _existing(path)
+    except MediaError as error:
+        return error
+    return _span_error(path, start, end)
 
 
 def _existing(path: str | Path) -> Path:

@@ -15,22 +15,30 @@ undecodable, too long):
   failure; ``fill`` raises ``MediaError``.
 * ``skip``: ``fill`` returns False and the caller drops the sample.
 * ``zero``: a stand-in (1 s of silence at the spec rate; N black frames at the
-  spec size) with ``present`` False, so models can mask it.
+  spec size; ``torch.zeros(0)`` for a ``DecoderSpec``, whose encoder decides what
+  absent means) with ``present`` False, so models can mask it.
+
+A ``DecoderSpec`` job is decoded by the function it names (imported on first
+use, in each process) instead of erckit's decoders, and cached the same way; the
+resolver's ``max_duration`` does not apply to it (the encoder decides what is too
+long).
 
 Nothing is silently dropped: ``MediaReport`` counts and names every case.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence, get_args
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, get_args
 
-from ..errors import DataError, MediaError
+from ..errors import DataError, ErckitError, MediaError
 from .cache import DiskCache, PicklesWithoutLock, cache_key, file_identity
-from .types import AudioSpec, MediaPolicy, MediaSpec, Sample
+from .types import AudioSpec, DecoderSpec, MediaPolicy, MediaSpec, Sample
 
 if TYPE_CHECKING:
     import torch
@@ -123,7 +131,7 @@ class MediaResolver(PicklesWithoutLock):
     def job(sample: Sample, spec: MediaSpec) -> MediaJob | None:
         """The decode job for ``spec`` of the sample's target utterance, or None if absent."""
         target = sample.target
-        path = target.audio if isinstance(spec, AudioSpec) else target.video
+        path = target.audio if spec.modality == "audio" else target.video
         if path is None:
             return None
         start, end = target.span(spec.modality)
@@ -133,13 +141,15 @@ class MediaResolver(PicklesWithoutLock):
         """Cache-key parts: file identity, span, spec, and the duration limit."""
         from .media import DECODER_VERSION
 
+        own = isinstance(job.spec, DecoderSpec)
         return {
             "kind": "media",
-            "decoder": DECODER_VERSION,
+            # An own decoder is named by its spec; erckit's decoder version and limit do not apply.
+            "decoder": None if own else DECODER_VERSION,
             "file": file_identity(job.path),
             "span": [job.start, job.end],
             "spec": job.spec,
-            "max_duration": self.max_duration,
+            "max_duration": None if own else self.max_duration,
         }
 
     # -- decoding -----------------------------------------------------------
@@ -177,8 +187,12 @@ class MediaResolver(PicklesWithoutLock):
                     continue
             misses.setdefault(job.path, []).append((index, key))
         for path, pending in misses.items():
+            own = [(i, key) for i, key in pending if isinstance(jobs[i].spec, DecoderSpec)]
+            pending = [(i, key) for i, key in pending if not isinstance(jobs[i].spec, DecoderSpec)]
             requests = [(jobs[i].spec, jobs[i].start, jobs[i].end) for i, _ in pending]
-            for (index, key), value in zip(pending, load_many(path, requests, max_duration=self.max_duration)):
+            values = load_many(path, requests, max_duration=self.max_duration) if requests else []
+            values += [decode_own(jobs[i]) for i, _ in own]
+            for (index, key), value in zip(pending + own, values):
                 if not isinstance(value, MediaError):
                     if key is not None and self.cache is not None:
                         self.cache.put(key, {_SLOTS[jobs[index].spec.modality][0]: value})
@@ -302,10 +316,46 @@ class MediaResolver(PicklesWithoutLock):
             report.zeroed += 1
 
 
-def stand_in(spec: MediaSpec) -> "torch.Tensor":
-    """The placeholder for an absent medium: 1 s of silence, or N black frames."""
+def decode_own(job: MediaJob) -> "torch.Tensor | MediaError":
+    """A ``DecoderSpec`` job through its function: the tensor, or the ``MediaError`` it raised."""
     import torch
 
+    from .media import check_file_and_span
+
+    spec = job.spec
+    assert isinstance(spec, DecoderSpec)
+    problem = check_file_and_span(job.path, job.start, job.end)
+    if problem is not None:
+        return problem
+    try:
+        value = decoder_function(spec.decoder)(job.path, job.start, job.end, **dict(spec.options))
+    except MediaError as error:
+        return error
+    if not isinstance(value, torch.Tensor):
+        raise ErckitError(f"decoder {spec.decoder!r} returned {type(value).__name__} for {job.path}, not a torch.Tensor")
+    return value
+
+
+@functools.lru_cache(maxsize=None)
+def decoder_function(decoder: str) -> Callable[..., Any]:
+    """The function a ``DecoderSpec.decoder`` (``"package.module:function"``) names, imported once per process."""
+    module_name, _, attribute = decoder.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ErckitError(f"media decoder {decoder!r}: cannot import {module_name!r} ({error})") from None
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise ErckitError(f"media decoder {decoder!r}: module {module_name!r} has no function {attribute!r}")
+    return function
+
+
+def stand_in(spec: MediaSpec) -> "torch.Tensor":
+    """The placeholder for an absent medium: 1 s of silence, N black frames, or (own decoder) empty."""
+    import torch
+
+    if isinstance(spec, DecoderSpec):
+        return torch.zeros(0)
     if isinstance(spec, AudioSpec):
         return torch.zeros(spec.sample_rate, dtype=torch.float32)
     size = spec.size or DEFAULT_STANDIN_SIZE

@@ -8,10 +8,11 @@ are frozen and hashable so they can be part of cache keys.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence, overload
+from typing import Any, Iterator, Literal, Mapping, Sequence, overload
 
 MediaPolicy = Literal["error", "skip", "zero"]
 
@@ -98,7 +99,53 @@ class VideoSpec:
     modality = "visual"
 
 
-MediaSpec = AudioSpec | VideoSpec
+MEDIA_MODALITIES = ("audio", "visual")
+# "package.module:function", the entry-point notation.
+_DECODER_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+
+
+@dataclass(frozen=True)
+class DecoderSpec:
+    """An encoder that decodes its own media. The data pipeline calls
+    ``function(path: Path, start: float | None, end: float | None, **dict(options)) -> torch.Tensor``
+    where ``decoder = "package.module:function"`` (imported lazily, in workers too), caches the
+    result like any decode (the spec is part of the key), and puts it in ``sample.audio``
+    (modality "audio") or ``sample.frames`` (modality "visual"). The function raises
+    ``erckit.errors.MediaError`` for a file it cannot read."""
+
+    modality: str  # "audio" | "visual"
+    decoder: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        from ..errors import DataError
+
+        if self.modality not in MEDIA_MODALITIES:
+            raise DataError(f"DecoderSpec modality {self.modality!r} is not one of: {', '.join(MEDIA_MODALITIES)}")
+        if not isinstance(self.decoder, str) or not _DECODER_NAME.fullmatch(self.decoder):
+            raise DataError(f"DecoderSpec decoder {self.decoder!r} is not of the form 'package.module:function'")
+        options = tuple(dict(self.options).items()) if isinstance(self.options, Mapping) else tuple(self.options)
+        for item in options:
+            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+                raise DataError(f"DecoderSpec options must be (name, value) pairs; got {item!r}")
+            if not _plain(item[1]):
+                raise DataError(
+                    f"DecoderSpec option {item[0]!r} = {item[1]!r}: values must be None, bool, int, float, "
+                    "str or tuples of them (they are part of hashes and cache keys)"
+                )
+        if len({name for name, _ in options}) != len(options):
+            raise DataError(f"DecoderSpec options name a key twice: {options!r}")
+        # Sorted, so the same options in another order are the same spec (and cache key).
+        object.__setattr__(self, "options", tuple(sorted(options, key=lambda item: item[0])))
+
+
+def _plain(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    return isinstance(value, tuple) and all(_plain(v) for v in value)
+
+
+MediaSpec = AudioSpec | VideoSpec | DecoderSpec
 
 
 class Window(Sequence):

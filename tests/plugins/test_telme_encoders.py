@@ -237,3 +237,11 @@ def test_rebuild_from_saved_assets_without_weights_or_hub(tmp_path, which):
         a = original(original.collate([original.featurize(s)]))
         b = rebuilt(rebuilt.collate([rebuilt.featurize(s)]))
     torch.testing.assert_close(a.logits, b.logits)
+
+
+def test_teacher_config_overrides_reach_its_backbone():
+    changed = roberta_teacher(num_classes=C, config=TINY_ROBERTA, tokenizer="erckit:bytes", embedding_dim=16,
+                              config_overrides={"hidden_dropout_prob": 0.25})
+    assert changed.backbone.config.hidden_dropout_prob == 0.25
+    with pytest.raises(ErckitError, match="'hidden_dropout': a 'roberta' config has no such setting"):
+        roberta_teacher(num_classes=C, config=TINY_ROBERTA, tokenizer="erckit:bytes", config_overrides={"hidden_dropout": 0.25})

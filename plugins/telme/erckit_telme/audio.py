@@ -17,23 +17,42 @@ first one, so from the second on, padding garbage reaches the last real frames
 (measured: 2e-2 on a tiny model). Forward hooks zero the padded frames after
 every layer of that stack, which makes a padded batch compute exactly what each
 clip computes alone (the conv's own zero padding at the clip's end). embedding = the pooled hidden state [B, hidden];
-logits = ``Linear(hidden, C)``.
+logits = ``Linear(hidden, C)``. ``pooling = "frame0"`` takes the first output
+frame instead (the authors' ``last_hidden_state[:, 0]``).
+
+``preprocessing = "authors"`` feeds what the TelME authors' released student was
+trained on (MELD/utils.py ``get_audio`` and ``make_batchs``): the clip as
+``librosa.load`` reads it, mono float32 at 22,050 Hz (``authors_media``, an own
+``DecoderSpec``), given to the feature extractor as if it were 16 kHz, exactly
+their ``processor(audio, sampling_rate=16000)`` (float32 numpy), and the last
+400,000 values kept. A clip over ``zero_longer_than`` seconds (their MELD rule:
+30, measured at 22,050 Hz) and an absent clip (media policy "zero") become their
+stand-in, 1,412 zeros, unnormalised. Each clip is computed as it is alone (their
+left zero padding without a mask made frame 0 a padding frame for all but the
+longest clip of a batch): at batch 1 both are the same computation, the mask
+being all ones.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
+
+import numpy as np
 
 import torch
 from torch import Tensor, nn
 
 from erckit.components import Encoder, Features, ModalityOutput
-from erckit.data.types import AudioSpec, Sample
+from erckit.data.types import AudioSpec, DecoderSpec, Sample
 from erckit.errors import ErckitError
 from erckit.hf import load_backbone, load_processor, save_backbone_config
 
 SAMPLE_RATE = 16_000
+AUTHORS_MAX_VALUES = 400_000  # make_batchs: audio_input[-max_length:]
+AUTHORS_STAND_IN = 1_412  # make_batchs: torch.zeros([1412]) for a clip over 30 s
+PREPROCESSINGS = ("erckit", "authors")
+POOLINGS = ("mean", "frame0")
 
 
 def _default_extractor() -> object:
@@ -54,11 +73,41 @@ def normalize_waveform(audio: Tensor) -> Tensor:
 class AudioStudent(Encoder):
     modality = "audio"
 
-    def __init__(self, num_classes: int, pretrained: str, config: dict | None, max_seconds: float | None):
+    def __init__(
+        self,
+        num_classes: int,
+        pretrained: str,
+        config: dict | None,
+        max_seconds: float | None,
+        preprocessing: Literal["erckit", "authors"] = "erckit",
+        pooling: Literal["mean", "frame0"] = "mean",
+        zero_longer_than: float | None = None,
+        config_overrides: dict | None = None,
+    ):
         super().__init__()
+        if preprocessing not in PREPROCESSINGS:
+            raise ErckitError(f"preprocessing must be one of {', '.join(PREPROCESSINGS)}; got {preprocessing!r}")
+        if pooling not in POOLINGS:
+            raise ErckitError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
+        if zero_longer_than is not None and zero_longer_than <= 0:
+            raise ErckitError(f"zero_longer_than must be a positive number of seconds; got {zero_longer_than!r}")
         self.num_classes = num_classes
-        self.media = AudioSpec(SAMPLE_RATE, max_seconds)
-        self.backbone = load_backbone("AutoModel", pretrained, config)
+        self.preprocessing = preprocessing
+        self.pooling = pooling
+        self.zero_longer_than = zero_longer_than
+        self.max_seconds = max_seconds
+        if preprocessing == "authors":
+            from .authors_media import AUTHORS_RATE, READ_AUDIO, librosa_module
+
+            if max_seconds is not None:
+                raise ErckitError('max_seconds does not apply to preprocessing = "authors" (it keeps the last 400,000 values)')
+            librosa_module()  # the extra is needed by the decoder: say so now, not in a DataLoader worker
+            self.media = DecoderSpec("audio", READ_AUDIO)
+            self.decoded_rate = AUTHORS_RATE
+        else:
+            self.media = AudioSpec(SAMPLE_RATE, max_seconds)
+            self.decoded_rate = SAMPLE_RATE
+        self.backbone = load_backbone("AutoModel", pretrained, config, config_overrides)
         if not hasattr(self.backbone, "_get_feat_extract_output_lengths"):
             raise ErckitError(
                 f"telme.AudioStudent needs a waveform encoder of the wav2vec2 family (data2vec-audio, wav2vec2, "
@@ -100,13 +149,29 @@ class AudioStudent(Encoder):
         if audio is None:
             raise ErckitError(f"sample {sample.key}: no audio (the data pipeline should provide it or a silent stand-in)")
         audio = torch.as_tensor(audio, dtype=torch.float32).reshape(-1)
-        if self.media.max_seconds is not None:
-            audio = audio[: int(self.media.max_seconds * SAMPLE_RATE)]
-        if audio.shape[0] < self.min_samples:  # a clip shorter than one frame gets silence appended
-            audio = torch.nn.functional.pad(audio, (0, self.min_samples - audio.shape[0]))
+        too_long = self.zero_longer_than is not None and audio.shape[0] / self.decoded_rate > self.zero_longer_than
+        if too_long or (self.preprocessing == "authors" and audio.shape[0] == 0):
+            # The authors' stand-in (for an absent clip too: the output is masked anyway).
+            return {"input_values": torch.zeros(AUTHORS_STAND_IN)}
+        if self.preprocessing == "authors":
+            return {"input_values": self._padded(self._authors_values(audio))}  # (a clip this short crashed theirs)
+        if self.max_seconds is not None:
+            audio = audio[: int(self.max_seconds * SAMPLE_RATE)]
+        audio = self._padded(audio)
         if self.normalize:
             audio = normalize_waveform(audio)
         return {"input_values": audio}
+
+    def _padded(self, audio: Tensor) -> Tensor:
+        """A clip shorter than one output frame gets silence appended."""
+        if audio.shape[0] < self.min_samples:
+            audio = torch.nn.functional.pad(audio, (0, self.min_samples - audio.shape[0]))
+        return audio
+
+    def _authors_values(self, audio: Tensor) -> Tensor:
+        """Their ``processor(audio, sampling_rate=16000)["input_values"][0][-400000:]``: the extractor's own float32 numpy."""
+        values = self.extractor(audio.numpy(), sampling_rate=SAMPLE_RATE, return_tensors="np")["input_values"][0]
+        return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[-AUTHORS_MAX_VALUES:]
 
     def collate(self, features: Sequence[Features]) -> Features:
         lengths = torch.tensor([f["input_values"].shape[0] for f in features])
@@ -131,15 +196,21 @@ class AudioStudent(Encoder):
             ).last_hidden_state
         finally:
             self._frame_mask = None
-        weights = frames.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        if self.pooling == "frame0":
+            pooled = hidden[:, 0]  # the authors' Student_Audio; with right padding always a real frame
+        else:
+            weights = frames.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
         return ModalityOutput(embedding=pooled, logits=self.classifier(pooled))
 
     def context_window(self) -> int:
         return 1  # the target's own media, never the context
 
     def fingerprint(self) -> str:
-        return f"telme.AudioStudent:{self.media!r}:normalize={self.normalize}:min={self.min_samples}"
+        return (
+            f"telme.AudioStudent:{self.media!r}:normalize={self.normalize}:min={self.min_samples}"
+            f":preprocessing={self.preprocessing}:pooling={self.pooling}:zero_longer_than={self.zero_longer_than}"
+        )
 
     def save_assets(self, directory: Path) -> None:
         directory = Path(directory)

@@ -21,6 +21,7 @@ def roberta_teacher(
     embedding_dim: int = 768,
     padding_side: Literal["right", "left"] | None = None,
     preprocessing: Literal["erckit", "authors"] = "erckit",
+    config_overrides: dict[str, Any] | None = None,
 ) -> Any:
     """Text teacher: masked-LM encoder read at '<context> SEP Now <sK> feels MASK'.
 
@@ -35,11 +36,13 @@ def roberta_teacher(
     tokens and prompt as erckit defines them) or "authors" (the token ids TelME's
     authors trained their released teacher on: their string as transformers
     4.27 tokenised it).
+    config_overrides: settings of the backbone's HF config to change (each one it has).
     """
     from .teacher import RobertaTeacher
 
     return RobertaTeacher(
-        num_classes, pretrained, tokenizer, config, max_length, embedding_dim, padding_side, preprocessing
+        num_classes, pretrained, tokenizer, config, max_length, embedding_dim, padding_side, preprocessing,
+        config_overrides,
     )
 
 
@@ -48,14 +51,28 @@ def audio_student(
     pretrained: str = "facebook/data2vec-audio-base-960h",
     config: dict[str, Any] | None = None,
     max_seconds: float | None = None,
+    preprocessing: Literal["erckit", "authors"] = "erckit",
+    pooling: Literal["mean", "frame0"] = "mean",
+    zero_longer_than: float | None = None,
+    config_overrides: dict[str, Any] | None = None,
 ) -> Any:
-    """Audio student: data2vec-audio (any wav2vec2-family model) on 16 kHz audio, masked mean pooling.
+    """Audio student: data2vec-audio (any wav2vec2-family model) on 16 kHz audio.
 
-    max_seconds: longer clips are cut to this many seconds from their start.
+    max_seconds: longer clips are cut to this many seconds from their start
+    ("erckit" preprocessing only). preprocessing: "erckit" (decoded at 16 kHz,
+    normalised per clip) or "authors" (the TelME authors' input: librosa's
+    22,050 Hz read fed as 16 kHz, their processor, the last 400,000 values;
+    needs the plugin's extra ``erckit-telme[authors]``). pooling: "mean" over
+    the real frames, or "frame0" (the first frame, as the authors). zero_longer_than:
+    clips longer than this many seconds become the authors' stand-in, 1,412 zeros
+    (MELD: 30). config_overrides: settings of the backbone's HF config to change,
+    e.g. ``{mask_time_length = 3}`` (each must be one it has).
     """
     from .audio import AudioStudent
 
-    return AudioStudent(num_classes, pretrained, config, max_seconds)
+    return AudioStudent(
+        num_classes, pretrained, config, max_seconds, preprocessing, pooling, zero_longer_than, config_overrides
+    )
 
 
 def visual_student(

@@ -85,6 +85,7 @@ class RobertaTeacher(Encoder):
         embedding_dim: int,
         padding_side: Literal["right", "left"] | None,
         preprocessing: Literal["erckit", "authors"] = "erckit",
+        config_overrides: dict | None = None,
     ):
         super().__init__()
         if preprocessing not in ("erckit", "authors"):
@@ -100,7 +101,7 @@ class RobertaTeacher(Encoder):
                 raise ErckitError(f"tokenizer {tokenizer or pretrained!r} has no {required}; the TelME prompt needs one")
         self.tokenizer.add_special_tokens({"extra_special_tokens": list(SPEAKER_TOKENS)}, replace_extra_special_tokens=False)
 
-        self.backbone = load_backbone("AutoModel", pretrained, config)
+        self.backbone = load_backbone("AutoModel", pretrained, config, config_overrides)
         if self.backbone.get_input_embeddings().num_embeddings < len(self.tokenizer):
             self.backbone.resize_token_embeddings(len(self.tokenizer))
         # The pooler is never used; dropping it keeps every parameter in the
