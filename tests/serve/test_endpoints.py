@@ -11,7 +11,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from conftest import running
+from live_server import running
 from erckit.cli.main import main
 from tiny_models import LABELS
 

@@ -12,7 +12,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from conftest import running, serving
+from live_server import running, serving
 from erckit.cli.main import main
 from erckit.serve.inputs import Limits
 from tiny_models import multimodal_recipe, save_model, write_wav

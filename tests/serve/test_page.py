@@ -14,7 +14,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from conftest import running
+from live_server import running
 from tiny_models import LABELS
 
 
