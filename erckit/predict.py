@@ -100,6 +100,7 @@ class Predictor:
         media_policy: str = "zero",
         cache_dir: str | Path | None = None,
         max_context: int | None = None,
+        padding_slack: float | None = None,
     ):
         if batch_size < 1:
             raise UsageError(f"batch size must be at least 1, got {batch_size}")
@@ -110,8 +111,11 @@ class Predictor:
                 f"media policy {media_policy!r} cannot be used to predict (every utterance gets a label); "
                 f"choose one of {', '.join(PREDICT_MEDIA_POLICIES)}"
             )
+        if padding_slack is not None and padding_slack < 1:
+            raise UsageError(f"padding slack must be at least 1, got {padding_slack}")
         self.model = model
         self.batch_size = batch_size
+        self.padding_slack = padding_slack  # None: sorted batches of batch_size (see padding_bounded_batches)
         self.precision = precision
         if device is not None:
             model.to(device)
@@ -140,14 +144,17 @@ class Predictor:
 
     def run(self, samples: Sequence[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
         """Probabilities [N, C] (float32, CPU) and presence [N, E] (bool, encoder order ``self.names``)."""
-        from .data.batching import BucketBatchSampler, SampleDataset, make_loader
+        from .data.batching import BucketBatchSampler, SampleDataset, make_loader, padding_bounded_batches
 
         probabilities = torch.zeros(len(samples), self.model.num_classes)
         present = torch.zeros(len(samples), len(self.names), dtype=torch.bool)
         if not samples:
             return probabilities, present
         dataset = SampleDataset(samples, self.encoders, self.resolver)
-        sampler = BucketBatchSampler(dataset.lengths(), self.batch_size, shuffle=False)
+        if self.padding_slack is None:
+            sampler: Any = BucketBatchSampler(dataset.lengths(), self.batch_size, shuffle=False)
+        else:
+            sampler = padding_bounded_batches(dataset.lengths(), self.batch_size, self.padding_slack)
         loader = make_loader(dataset, sampler, num_workers=0)
         was_training = self.model.training
         self.model.eval()

@@ -26,6 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     parser.add_argument("--max-batch", type=positive_int, default=32, help="most utterances per forward pass (default 32; 1 turns batching off)")
     parser.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a batch waits for more requests (default 10)")
+    parser.add_argument("--padding-slack", type=float, default=1.15, metavar="X",
+                        help="split a batch where padding would exceed X times its real tokens (default 1.15; 0: never)")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="compute precision (default fp32)")
     parser.add_argument("--api-key", help=f"require this key on every route but /healthz (default: ${API_KEY_VARIABLE} if set)")
@@ -76,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits(max_body_bytes=args.max_body_bytes, max_utterances=args.max_utterances,
                     max_text_chars=args.max_text_chars)
     settings = ServeSettings(
-        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, precision=args.precision, device=args.device,
+        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, padding_slack=args.padding_slack or None,
+        precision=args.precision, device=args.device,
         api_key=api_key, cors_origins=tuple(args.cors_origin), media_root=args.media_root, limits=limits,
     )
     app = create_app(model, settings)

@@ -49,6 +49,9 @@ MESSAGE_TOO_BIG = 1009
 class ServeSettings:
     max_batch: int = 32
     max_wait_ms: float = 10.0
+    # A micro-batch mixes short and long contexts; it is cut where padding would cost more than the
+    # larger batch gains (1.15: at most 15% padding per pass; measured in bench/RESULTS.md).
+    padding_slack: float | None = 1.15
     precision: str = "fp32"
     device: str | None = None
     api_key: str | None = None
@@ -78,9 +81,10 @@ class Service:
     def __init__(self, model: "ERCModel", settings: ServeSettings):
         self.model = model
         self.settings = settings
-        # Predictor.run's own batch size is max_batch: a batch the batcher forms is one forward pass.
+        # Predictor.run's own batch size is max_batch: a batch the batcher forms is one forward pass,
+        # or a few when its lengths differ so much that padding would dominate (padding_slack).
         self.predictor = Predictor(model, batch_size=settings.max_batch, precision=settings.precision,
-                                   device=settings.device)
+                                   device=settings.device, padding_slack=settings.padding_slack)
         self.metrics = server_metrics()
         self.batcher = Batcher(self.predictor, max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms,
                                metrics=self.metrics)
