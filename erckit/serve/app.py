@@ -171,7 +171,6 @@ async def conversation(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     state = ConversationState(service.predictor.context_window)
-    limits = service.settings.limits
     number = 0
     while True:
         try:
@@ -181,30 +180,37 @@ async def conversation(websocket: WebSocket) -> None:
         if message["type"] == "websocket.disconnect":
             return
         number += 1
-        began = time.perf_counter()
-        written: list[Path] = []
+        content = message.get("text") if message.get("text") is not None else message.get("bytes") or b""
+        answer = await _answer_turn(service, state, content, number)
         try:
-            content = message.get("text") if message.get("text") is not None else message.get("bytes") or b""
-            if len(content) > limits.max_body_bytes:
-                raise RequestError(413, f"message {number} is over {limits.max_body_bytes} bytes")
-            dialogue_id, utterance = parse_turn(content, number, limits, service.media, written)
-            if dialogue_id not in state.positions and len(state.positions) >= limits.max_conversations:
-                raise RequestError(422, f"message {number}: at most {limits.max_conversations} dialogues per connection")
-            sample = state.add(dialogue_id, utterance)
-            probabilities, present = await service.batcher.predict([sample])
-        except RequestError as error:
-            service.answered("/v1/conversations", error.status, began)
-            await websocket.send_text(json.dumps({"error": str(error), "status": error.status, "message": number}))
-            continue
-        finally:
-            for path in written:
-                path.unlink(missing_ok=True)
-        p = service.predictor.describe(sample, probabilities[0], present[0], utterance)
-        answer = {"dialogue": p.dialogue_id, "position": p.position, "speaker": p.speaker, "text": p.text,
-                  **p.output_fields()}
-        service.metrics.count("erckit_utterances_total")
-        service.answered("/v1/conversations", 200, began)
-        await websocket.send_text(json.dumps(answer, ensure_ascii=False))
+            await websocket.send_text(json.dumps(answer, ensure_ascii=False))
+        except (WebSocketDisconnect, RuntimeError):  # the client left before its answer: nothing to do
+            return
+
+
+async def _answer_turn(service: Service, state: ConversationState, content: str | bytes, number: int) -> dict[str, Any]:
+    """One WebSocket message's answer: its prediction, or the error that refused it (the history unchanged)."""
+    began = time.perf_counter()
+    limits = service.settings.limits
+    written: list[Path] = []
+    try:
+        if len(content) > limits.max_body_bytes:
+            raise RequestError(413, f"message {number} is over {limits.max_body_bytes} bytes")
+        dialogue_id, utterance = parse_turn(content, number, limits, service.media, written)
+        if dialogue_id not in state.positions and len(state.positions) >= limits.max_conversations:
+            raise RequestError(422, f"message {number}: at most {limits.max_conversations} dialogues per connection")
+        sample = state.add(dialogue_id, utterance)
+        probabilities, present = await service.batcher.predict([sample])
+    except RequestError as error:
+        service.answered("/v1/conversations", error.status, began)
+        return {"error": str(error), "status": error.status, "message": number}
+    finally:
+        for path in written:
+            path.unlink(missing_ok=True)
+    p = service.predictor.describe(sample, probabilities[0], present[0], utterance)
+    service.metrics.count("erckit_utterances_total")
+    service.answered("/v1/conversations", 200, began)
+    return {"dialogue": p.dialogue_id, "position": p.position, "speaker": p.speaker, "text": p.text, **p.output_fields()}
 
 
 def _origin_allowed(websocket: WebSocket, origins: tuple[str, ...]) -> bool:

@@ -97,9 +97,10 @@ class MediaStore:
         return path  # a file that does not exist is predicted without it, as erckit predict does
 
 
-def decode_json(body: bytes, where: str) -> Any:
+def decode_json(body: bytes | str, where: str) -> Any:
     try:
-        return json.loads(body.decode("utf-8"))  # decoded first: json.loads would guess UTF-16/32 from bytes
+        # Bytes decoded first: json.loads would guess UTF-16/32 from them.
+        return json.loads(body if isinstance(body, str) else body.decode("utf-8"))
     except UnicodeDecodeError:
         raise RequestError(400, f"{where}: not UTF-8") from None
     except json.JSONDecodeError as error:
@@ -146,9 +147,8 @@ def parse_turn(message: str | bytes, number: int, limits: Limits, media: MediaSt
                written: list[Path]) -> tuple[str, Utterance]:
     """One WebSocket message: ``{"speaker", "text", "dialogue"?, "audio"?, "video"?, "label"?, "id"?, ...}``."""
     where = f"message {number}"
-    raw = message.encode("utf-8") if isinstance(message, str) else message
     try:
-        dialogue, utterance = parse_stream_record(decode_json(raw, where), where, media.locator(written), "conversation")
+        dialogue, utterance = parse_stream_record(decode_json(message, where), where, media.locator(written), "conversation")
     except DataError as error:
         raise RequestError(422, str(error)) from None
     check_text(utterance, where, limits)
