@@ -29,7 +29,6 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import __version__
-from ..data.types import AudioSpec, VideoSpec
 from ..errors import ErckitError
 from ..predict import ConversationState, Predictor, describe_dialogues, dialogue_samples
 from .batcher import Batcher
@@ -64,15 +63,13 @@ def error_response(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
+INPUT_KEYS = {"audio": "audio", "visual": "video"}  # a media spec's modality -> the utterance key holding its file
+
+
 def model_media(predictor: Predictor) -> set[str]:
-    """The input keys of the media the model's encoders read ("audio", "video")."""
-    kinds = set()
-    for encoder in predictor.encoders.values():
-        if isinstance(encoder.media, AudioSpec):
-            kinds.add("audio")
-        elif isinstance(encoder.media, VideoSpec):
-            kinds.add("video")
-    return kinds
+    """The input keys of the media the model's encoders read ("audio", "video"), whatever their spec
+    (AudioSpec, VideoSpec, or an encoder's own DecoderSpec)."""
+    return {INPUT_KEYS[encoder.media.modality] for encoder in predictor.encoders.values() if encoder.media is not None}
 
 
 class Service:

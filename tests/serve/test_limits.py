@@ -218,3 +218,20 @@ def test_without_a_media_root_paths_are_refused(multimodal_dir: Path) -> None:
         with ws(url) as socket:
             socket.send(json.dumps({"speaker": "A", "text": "x", "audio": "a.wav"}))
             assert json.loads(socket.recv(timeout=30))["status"] == 403
+
+
+def test_the_media_a_model_reads_whatever_its_spec() -> None:
+    from erckit.data.types import AudioSpec, DecoderSpec, VideoSpec
+    from erckit.serve.app import model_media
+
+    class Encoder:
+        def __init__(self, media):
+            self.media = media
+
+    class Predictor:
+        encoders = {"text": Encoder(None), "audio": Encoder(DecoderSpec("audio", "erckit_telme.authors_media:read_audio_authors")),
+                    "visual": Encoder(VideoSpec(num_frames=4, size=32))}
+
+    assert model_media(Predictor()) == {"audio", "video"}
+    Predictor.encoders = {"audio": Encoder(AudioSpec())}
+    assert model_media(Predictor()) == {"audio"}
