@@ -106,3 +106,24 @@ def byte_bpe_tokenizer(texts: list[str], directory: Path, vocab_size: int = 1000
     )
     tokenizer.save_pretrained(str(directory))
     return directory
+
+
+def roberta_tokenizer_files(texts: list[str], directory: Path, vocab_size: int = 400) -> Path:
+    """vocab.json + merges.txt (byte-level BPE, RoBERTa's special tokens) trained on ``texts``, as roberta-large ships them.
+
+    With a tokenizer_config naming ``RobertaTokenizer``, so both ``AutoTokenizer`` and
+    ``RobertaTokenizer.from_pretrained`` read the folder.
+    """
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    directory.mkdir(parents=True, exist_ok=True)
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    backend.train_from_iterator(texts, trainer)
+    backend.model.save(str(directory))
+    (directory / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "RobertaTokenizer"}))
+    return directory

@@ -40,17 +40,9 @@ CORPUS = [
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory) -> Path:
     """vocab.json + merges.txt (byte-level BPE, RoBERTa's special tokens) trained on CORPUS."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from tiny_models import roberta_tokenizer_files
 
-    directory = tmp_path_factory.mktemp("roberta_files")
-    backend = Tokenizer(models.BPE(unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    backend.train_from_iterator(CORPUS, trainer)
-    backend.model.save(str(directory))
-    (directory / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "RobertaTokenizer"}))
-    return directory
+    return roberta_tokenizer_files(CORPUS, tmp_path_factory.mktemp("roberta_files"), vocab_size=400)
 
 
 @pytest.fixture(scope="module")

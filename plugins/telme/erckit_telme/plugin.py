@@ -80,11 +80,23 @@ def visual_student(
     pretrained: str = "facebook/timesformer-base-finetuned-k400",
     config: dict[str, Any] | None = None,
     frames: int = 8,
+    preprocessing: Literal["erckit", "authors"] = "erckit",
+    zero_longer_than: float | None = None,
+    config_overrides: dict[str, Any] | None = None,
 ) -> Any:
-    """Visual student: TimeSformer over ``frames`` RGB frames of the utterance, CLS pooling."""
+    """Visual student: TimeSformer over ``frames`` RGB frames of the utterance, CLS pooling.
+
+    preprocessing: "erckit" (erckit's decoder: RGB frames uniformly over the span, antialiased
+    resize, the backbone's processor statistics) or "authors" (TelME's authors' frames: OpenCV,
+    BGR, every (frame_count // frames)-th frame, or IEMOCAP's window rule when the utterance has a
+    span; transformers 4.27's VideoMAE processor with ImageNet statistics; needs
+    ``pip install "erckit-telme[authors]"``). zero_longer_than: authors' mode only, their MELD
+    rule: a clip whose audio lasts longer (librosa's measure) gets all-zero pixel values.
+    config_overrides: settings of the backbone's HF config, on pretrained weights too.
+    """
     from .visual import VisualStudent
 
-    return VisualStudent(num_classes, pretrained, config, frames)
+    return VisualStudent(num_classes, pretrained, config, frames, preprocessing, zero_longer_than, config_overrides)
 
 
 def response_kd(tau: float = 4.0, beta: float = 1.0, gamma: float = 1.0) -> Any:
@@ -135,3 +147,52 @@ def register_components(register: Any) -> None:
     register("distillers", "telme.ResponseKD.v1", response_kd)
     register("distillers", "telme.FeatureKD.v1", feature_kd)
     register("fusers", "telme.ASF.v1", asf)
+
+
+IMPORT_HELP = "import the TelME authors' released weights (their save_model/ folder) as an erckit model directory"
+
+
+def configure_import(parser: Any) -> None:
+    """``erckit import-telme``'s arguments (argparse only: ``--help`` imports no torch)."""
+    from .authors import BACKBONES, CHECKPOINTS, DATASETS, LABELS
+
+    parser.description = (
+        "The TelME authors' model as recipes/telme_<dataset>.toml builds it, with their released weights, "
+        f"written as an ordinary erckit model directory. SAVE_MODEL_DIR holds {', '.join(CHECKPOINTS.values())}, read with "
+        "torch.load(weights_only=True); every key and shape is checked; nothing is written on any error."
+    )
+    parser.add_argument("save_model_dir", metavar="SAVE_MODEL_DIR", help="the authors' save_model/ folder (from their model.tar.gz)")
+    parser.add_argument("--dataset", required=True, choices=DATASETS, help="which release: meld or iemocap")
+    parser.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="the model directory to write")
+    for option, name in (("--text-model", "text"), ("--audio-model", "audio"), ("--video-model", "visual")):
+        parser.add_argument(option, metavar="ID_OR_DIR", help=f"HF id or local folder of the backbone (default {BACKBONES[name]})")
+    parser.add_argument(
+        "--labels", metavar="A,B,...",
+        help="the model's label order, comma-separated (default the authors': "
+        + "; ".join(f"{d} {','.join(LABELS[d])}" for d in DATASETS) + "); the classifier rows are reordered to it",
+    )
+    parser.add_argument(
+        "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+        help="change the model table: encoders.NAME.KEY=VALUE or fuser.KEY=VALUE (VALUE as TOML; repeatable)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing MODEL_DIR")
+
+
+def run_import(args: Any) -> int:
+    from .importer import import_telme
+
+    labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
+    output = import_telme(
+        args.save_model_dir, args.output, args.dataset, text_model=args.text_model, audio_model=args.audio_model,
+        video_model=args.video_model, labels=labels, settings=args.settings, overwrite=args.overwrite,
+    )
+    import sys
+
+    # A message, not data: stderr, as erckit's own commands do.
+    print(f"wrote {output} (the authors' TelME for {args.dataset}); use it with erckit predict / erckit evaluate", file=sys.stderr)
+    return 0
+
+
+@hookimpl
+def register_commands(add_command: Any) -> None:
+    add_command("import-telme", IMPORT_HELP, configure_import, run_import)
