@@ -110,7 +110,9 @@ class Service:
             "components": dict(config.components),
             "max_context": self.predictor.max_context,
             "erckit_version": __version__,
-            "limits": {**vars(self.settings.limits), "max_batch": self.settings.max_batch},
+            "limits": vars(self.settings.limits),
+            "batching": {"max_batch": self.settings.max_batch, "max_wait_ms": self.settings.max_wait_ms,
+                         "padding_slack": self.settings.padding_slack},
             "inline_media": True,
             "media_root": self.settings.media_root is not None,
         }

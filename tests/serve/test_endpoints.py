@@ -115,6 +115,7 @@ def test_model_health_and_page(server: str, model_dir: Path) -> None:
     assert info["encoders"] == {"text": "example.BagOfWords.v1"}
     assert info["components"]["example.BagOfWords.v1"].startswith("erckit-example")
     assert info["max_context"] == 2
+    assert info["batching"] == {"max_batch": 32, "max_wait_ms": 10.0, "padding_slack": 1.15}
     from erckit import __version__
 
     assert info["erckit_version"] == __version__

@@ -65,12 +65,14 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(model_dir: Path) -> N
 
 @pytest.mark.slow
 def test_the_command_serves_with_its_options(model_dir: Path) -> None:
-    process, url = start(model_dir, "--max-batch", "4", "--max-utterances", "2", "--api-key", "k")
+    process, url = start(model_dir, "--max-batch", "4", "--max-wait-ms", "3", "--padding-slack", "0", "--max-utterances", "2",
+                         "--api-key", "k")
     try:
         headers = {"x-api-key": "k"}
         assert httpx.get(f"{url}/v1/model", timeout=10).status_code == 401
         info = httpx.get(f"{url}/v1/model", headers=headers, timeout=10).json()
-        assert info["limits"]["max_batch"] == 4 and info["limits"]["max_utterances"] == 2
+        assert info["batching"] == {"max_batch": 4, "max_wait_ms": 3.0, "padding_slack": None}
+        assert info["limits"]["max_utterances"] == 2
         three = {"utterances": [{"speaker": "A", "text": "x"}] * 3}
         assert httpx.post(f"{url}/v1/predict", json=three, headers=headers, timeout=10).status_code == 413
     finally:
