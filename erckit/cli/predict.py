@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from ..predict import DialoguePrediction, UtterancePrediction
 
 FORMATS = ("jsonl", "csv", "table")
-PROBABILITY_DIGITS = 6
 TABLE_FILE_WIDTH = 160  # a --format table written to a file or a pipe
 # Colours for the labels of MELD, IEMOCAP and EmoryNLP; other labels cycle through FALLBACK_COLOURS.
 EMOTION_COLOURS = {
@@ -269,22 +268,12 @@ def check_finite(prediction: "UtterancePrediction") -> None:
         )
 
 
-def prediction_fields(prediction: "UtterancePrediction") -> dict[str, Any]:
-    """What predict adds to an input utterance object."""
-    return {
-        "prediction": prediction.label,
-        "probabilities": {k: round(v, PROBABILITY_DIGITS) for k, v in prediction.probabilities.items()},
-        "modalities": prediction.modalities_used,
-        "missing": prediction.missing,
-    }
-
-
 def write_jsonl(handle: IO[str], records: list[tuple[dict[str, Any], "Dialogue"]], predictions: list["DialoguePrediction"]) -> None:
-    """The input dialogues, each utterance object extended with ``prediction_fields``."""
+    """The input dialogues, each utterance object extended with ``UtterancePrediction.output_fields``."""
     for (record, dialogue), result in zip(records, predictions):
         out = {"id": dialogue.id, **record}  # the id first, also when the input left it implicit
         out["utterances"] = [
-            {**turn, **prediction_fields(p)} for turn, p in zip(record["utterances"], result.utterances)
+            {**turn, **p.output_fields()} for turn, p in zip(record["utterances"], result.utterances)
         ]
         handle.write(json.dumps(out, ensure_ascii=False, allow_nan=False) + "\n")
 
@@ -295,6 +284,8 @@ def csv_header(labels: list[str]) -> list[str]:
 
 
 def csv_row(p: "UtterancePrediction", labels: list[str]) -> list[Any]:
+    from ..predict import PROBABILITY_DIGITS
+
     return [p.dialogue_id, p.position, p.speaker, p.text, p.gold or "", p.label, round(p.confidence, PROBABILITY_DIGITS),
             *(round(p.probabilities[label], PROBABILITY_DIGITS) for label in labels),
             ";".join(p.modalities_used), ";".join(p.missing)]
@@ -421,7 +412,7 @@ def _stream_out(handle: IO[str], stream: Iterator["UtterancePrediction"], labels
             record = {"dialogue": p.dialogue_id, "position": p.position, "speaker": p.speaker, "text": p.text}
             if p.gold is not None:
                 record["label"] = p.gold
-            handle.write(json.dumps({**record, **prediction_fields(p)}, ensure_ascii=False, allow_nan=False) + "\n")
+            handle.write(json.dumps({**record, **p.output_fields()}, ensure_ascii=False, allow_nan=False) + "\n")
         handle.flush()
 
 
