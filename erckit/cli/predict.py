@@ -108,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
 # ---------------------------------------------------- one long recording
 
 
+CUE_WARNINGS_SHOWN = 20
+
+
 def _run_media(args: argparse.Namespace, output: Path | None) -> int:
     from ..episode import load_episode, media_cues, predict_episode
 
@@ -116,7 +119,12 @@ def _run_media(args: argparse.Namespace, output: Path | None) -> int:
     timeline = _timeline_path(args.timeline)
     cues = media_cues(args.dialogues, subtitles=args.subtitles, transcript=args.transcript, asr=args.asr,
                       speaker_pattern=args.speaker_pattern, encoding=args.encoding)
-    episode = load_episode(args.dialogues, cues, gap=args.gap, media_policy=args.media_policy, on_warning=ui.warning)
+    warned: list[str] = []
+    episode = load_episode(args.dialogues, cues, gap=args.gap, media_policy=args.media_policy, on_warning=warned.append)
+    for message in warned[:CUE_WARNINGS_SHOWN]:
+        ui.warning(message)
+    if len(warned) > CUE_WARNINGS_SHOWN:  # a badly timed file can warn about every cue
+        ui.warning(f"... and {len(warned) - CUE_WARNINGS_SHOWN} more cue warning(s)")
     model = _load_model(args)
     result = predict_episode(model, episode, batch_size=args.batch_size, precision=args.precision,
                              device=args.device, media_policy=args.media_policy)

@@ -136,3 +136,13 @@ def test_the_worked_example_of_docs_predict_runs(model_dir: Path, tmp_path: Path
     assert len(read_cues(tmp_path / "episode.emotions.srt")) == len(read_cues(tmp_path / "data/demo/episode.srt"))
     exec(compile(python, "docs/predict.md", "exec"), {})
     assert read_cues(tmp_path / "episode.emotions.vtt")[0].text.split("\n")[1].startswith("[")
+
+
+def test_cue_warnings_are_capped(model_dir: Path, episode, tmp_path: Path, capsys) -> None:
+    empty = "".join(f"{n}\n00:09:{n:02d},000 --> 00:09:{n:02d},500\n\n\n" for n in range(1, 26))
+    subtitles = tmp_path / "s.srt"
+    subtitles.write_text(episode.subtitles["srt"].read_text() + "\n" + empty)
+    assert main(["predict", str(model_dir), str(episode.video), "--subtitles", str(subtitles), "-o", str(tmp_path / "o.srt")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("has no text: skipped") == 20 and "... and 5 more cue warning(s)" in " ".join(err.split())
+    assert len(read_cues(tmp_path / "o.srt")) == episode.cues
