@@ -223,6 +223,13 @@ class ERCModel(nn.Module):
 
         return predict(self, dialogues, **options)
 
+    def predict_media(self, media: str | Path, **options: Any) -> Any:
+        """Label every cue of one long recording: ``subtitles=``, ``transcript=`` or ``asr=``, plus
+        ``gap``, ``speaker_pattern``, ``encoding`` and ``predict``'s options; see ``erckit.episode.predict_media``."""
+        from .episode import predict_media
+
+        return predict_media(self, media, **options)
+
 
 def resolve_model_dir(directory: str | Path) -> Path:
     directory = Path(directory)

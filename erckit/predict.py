@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 # "skip" would drop utterances, but predict promises a label for every one.
 PREDICT_MEDIA_POLICIES = ("zero", "error")
+PROBABILITY_DIGITS = 6  # in every output: more would be float noise, fewer hides small classes
 STREAM_KEYS = {"dialogue", "speaker", "text", "audio", "video", "start", "end", "label", "id"}
 
 
@@ -66,6 +67,15 @@ class UtterancePrediction:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def output_fields(self) -> dict[str, Any]:
+        """What ``erckit predict`` (and ``erckit serve``) add to an input utterance object."""
+        return {
+            "prediction": self.label,
+            "probabilities": {k: round(v, PROBABILITY_DIGITS) for k, v in self.probabilities.items()},
+            "modalities": self.modalities_used,
+            "missing": self.missing,
+        }
+
 
 @dataclass
 class DialoguePrediction:
@@ -90,6 +100,7 @@ class Predictor:
         media_policy: str = "zero",
         cache_dir: str | Path | None = None,
         max_context: int | None = None,
+        padding_slack: float | None = None,
     ):
         if batch_size < 1:
             raise UsageError(f"batch size must be at least 1, got {batch_size}")
@@ -100,8 +111,11 @@ class Predictor:
                 f"media policy {media_policy!r} cannot be used to predict (every utterance gets a label); "
                 f"choose one of {', '.join(PREDICT_MEDIA_POLICIES)}"
             )
+        if padding_slack is not None and padding_slack < 1:
+            raise UsageError(f"padding slack must be at least 1, got {padding_slack}")
         self.model = model
         self.batch_size = batch_size
+        self.padding_slack = padding_slack  # None: sorted batches of batch_size (see padding_bounded_batches)
         self.precision = precision
         if device is not None:
             model.to(device)
@@ -130,14 +144,17 @@ class Predictor:
 
     def run(self, samples: Sequence[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
         """Probabilities [N, C] (float32, CPU) and presence [N, E] (bool, encoder order ``self.names``)."""
-        from .data.batching import BucketBatchSampler, SampleDataset, make_loader
+        from .data.batching import BucketBatchSampler, SampleDataset, make_loader, padding_bounded_batches
 
         probabilities = torch.zeros(len(samples), self.model.num_classes)
         present = torch.zeros(len(samples), len(self.names), dtype=torch.bool)
         if not samples:
             return probabilities, present
         dataset = SampleDataset(samples, self.encoders, self.resolver)
-        sampler = BucketBatchSampler(dataset.lengths(), self.batch_size, shuffle=False)
+        if self.padding_slack is None:
+            sampler: Any = BucketBatchSampler(dataset.lengths(), self.batch_size, shuffle=False)
+        else:
+            sampler = padding_bounded_batches(dataset.lengths(), self.batch_size, self.padding_slack)
         loader = make_loader(dataset, sampler, num_workers=0)
         was_training = self.model.training
         self.model.eval()
@@ -220,12 +237,27 @@ def predict_with(predictor: Predictor, dialogues: Sequence[Dialogue]) -> list[Di
 
     Contexts cut to an encoder's token limit are counted and reported once, as a warning.
     """
+    samples = dialogue_samples(dialogues, predictor.max_context)
+    with count_truncations() as tally:
+        probabilities, present = predictor.run(samples)
+    results = describe_dialogues(predictor, dialogues, samples, probabilities, present)
+    warn_truncations(tally)
+    return results
+
+
+def dialogue_samples(dialogues: Sequence[Dialogue], max_context: int | None) -> list[Sample]:
+    """One sample per utterance, dialogues in order, utterances in order (what ``Predictor.run`` takes)."""
     # Gold labels go around the model: make_samples would reject labels it does not know.
     # replace() keeps every other field of the dialogue (its own speaker numbering, if any).
     unlabelled = [replace(d, utterances=tuple(replace(u, label=None) for u in d.utterances)) for d in dialogues]
-    samples = make_samples(unlabelled, [], max_context=predictor.max_context)
-    with count_truncations() as tally:
-        probabilities, present = predictor.run(samples)
+    return make_samples(unlabelled, [], max_context=max_context)
+
+
+def describe_dialogues(
+    predictor: Predictor, dialogues: Sequence[Dialogue], samples: Sequence[Sample],
+    probabilities: torch.Tensor, present: torch.Tensor,
+) -> list[DialoguePrediction]:
+    """``Predictor.run``'s rows for ``dialogue_samples(dialogues)`` as one ``DialoguePrediction`` per dialogue."""
     results = [DialoguePrediction(d.id, []) for d in dialogues]
     # make_samples emits dialogues in order, utterances in order: walk both in step.
     row = 0
@@ -233,7 +265,6 @@ def predict_with(predictor: Predictor, dialogues: Sequence[Dialogue]) -> list[Di
         for utterance in dialogue.utterances:  # the original utterance: its gold label goes into the result
             result.utterances.append(predictor.describe(samples[row], probabilities[row], present[row], utterance))
             row += 1
-    warn_truncations(tally)
     return results
 
 
@@ -296,12 +327,22 @@ def parse_stream_line(line: str, where: str, media_root: Path) -> tuple[str, Utt
         record = json.loads(line)
     except json.JSONDecodeError as error:
         raise DataError(f"{where}: invalid JSON: {error}") from None
+    return parse_stream_record(record, where, lambda key, value, at: (media_root / value).absolute())
+
+
+def parse_stream_record(
+    record: Any, where: str, locate: Callable[[str, str, str], Path], default_dialogue: str | None = None
+) -> tuple[str, Utterance]:
+    """``parse_stream_line`` for a decoded object; ``locate(key, value, where)`` turns a media string into a path.
+
+    With ``default_dialogue``, ``"dialogue"`` may be left out (a live conversation of its own).
+    """
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
     unknown = sorted(set(record) - STREAM_KEYS)
     if unknown:
         raise DataError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(STREAM_KEYS))}")
-    dialogue = record.get("dialogue")
+    dialogue = record.get("dialogue", default_dialogue)
     if isinstance(dialogue, bool) or not isinstance(dialogue, (str, int)):
         raise DataError(f"{where}: 'dialogue' (the dialogue id) must be a string or an integer")
     for key in ("speaker", "text"):
@@ -315,7 +356,7 @@ def parse_stream_line(line: str, where: str, media_root: Path) -> tuple[str, Utt
         value = record.get(key)
         if value is not None and (not isinstance(value, str) or not value):
             raise DataError(f"{where}: '{key}' must be a path string")
-        media[key] = None if value is None else (media_root / value).absolute()
+        media[key] = None if value is None else locate(key, value, where)
     span: dict[str, float | None] = {}
     for key in ("start", "end"):
         value = record.get(key)
@@ -375,6 +416,9 @@ __all__ = [
     "DialoguePrediction",
     "Predictor",
     "UtterancePrediction",
+    "describe_dialogues",
+    "dialogue_samples",
+    "parse_stream_record",
     "predict",
     "predict_stream",
     "predict_with",

@@ -13,7 +13,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 MINE = ("bench.meld_text", "bench.meld_text_baseline", "bench.run")
-OTHERS = ("bench.data", "bench.train", "bench.predict", "bench.context", "bench.telme_tokens", "bench.onnx")  # written alongside; skipped until they exist
+OTHERS = ("bench.data", "bench.train", "bench.predict", "bench.context", "bench.telme_tokens", "bench.serve", "bench.episode", "bench.onnx")  # written alongside; skipped until they exist
 
 
 def _help(module, capsys, monkeypatch) -> str:

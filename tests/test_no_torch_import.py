@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("torch", "torchaudio", "transformers", "timm", "av")
+HEAVY = ("torch", "torchaudio", "transformers", "timm", "av", "starlette", "uvicorn")
 
 RECIPE = """\
 [data]
@@ -77,7 +77,7 @@ def assert_light(results, expected_code: int = 0) -> None:
 
 
 def test_help_does_not_import_torch():
-    assert_light(heavy_modules_after(["--help"], ["--version"], ["recipe", "--help"], ["train", "--help"]))
+    assert_light(heavy_modules_after(["--help"], ["--version"], ["recipe", "--help"], ["train", "--help"], ["serve", "--help"]))
 
 
 def test_recipe_check_does_not_import_torch(tmp_path: Path):

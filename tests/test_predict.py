@@ -57,6 +57,19 @@ def test_batching_across_dialogues_does_not_change_results(model: ERCModel) -> N
     torch.testing.assert_close(together, alone)
 
 
+def test_padding_bounded_batches_give_the_same_numbers() -> None:
+    """A server cuts its micro-batches where padding would dominate: the numbers must not move."""
+    from erckit.predict import Predictor, predict_with
+    from tiny_models import teacher_recipe
+
+    teacher = build_model(teacher_recipe())
+    sorted_batches = probabilities(predict(teacher, DIALOGUES, batch_size=32))
+    split = probabilities(predict_with(Predictor(teacher, batch_size=32, padding_slack=1.0), DIALOGUES))
+    torch.testing.assert_close(split, sorted_batches, atol=1e-6, rtol=0)
+    with pytest.raises(UsageError, match="padding slack"):
+        Predictor(teacher, padding_slack=0.5)
+
+
 def test_context_is_causal(model: ERCModel) -> None:
     full = predict(model, [DIALOGUES[1]])[0]
     prefix = predict(model, [Dialogue("long", DIALOGUES[1].utterances[:2])])[0]

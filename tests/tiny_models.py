@@ -129,6 +129,72 @@ def roberta_tokenizer_files(texts: list[str], directory: Path, vocab_size: int =
     return directory
 
 
+def episode_recipe() -> dict[str, Any]:
+    """Text, audio and video (a tiny random TimeSformer over 4 frames of 64 px): every medium of an episode counts."""
+    return {
+        "data": {"dataset": "erckit.DialogueJSONL.v1", "root": "unused"},
+        "model": {
+            "encoders": {
+                "text": {"factory": "example.BagOfWords.v1", "buckets": 64, "dim": 16, "context": True},
+                "audio": {"factory": "erckit.LogMelAudio.v1", "n_mels": 16, "dim": 16, "layers": 1, "heads": 2},
+                "visual": {"factory": "telme.VisualStudent.v1", "frames": 4, "config": {
+                    "model_type": "timesformer", "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                    "intermediate_size": 32, "image_size": 64, "patch_size": 16}},
+            },
+            "fuser": {"factory": "erckit.ConcatFuser.v1", "hidden": 16},
+        },
+        "stages": [{"kind": "supervised", "encoders": ["text", "audio", "visual"]}, {"kind": "fuse"}],
+    }
+
+
+def demo_episode(directory: Path, test_dialogues: int = 4) -> Any:
+    """A small demo data set plus its episode (``write_episode``'s summary): seconds to write."""
+    from erckit.data.demo import write_demo, write_episode
+
+    write_demo(directory, dialogues={"train": 1, "dev": 1, "test": test_dialogues})
+    return write_episode(directory)
+
+
+def tiny_whisper(directory: Path) -> Path:
+    """A random 1-layer Whisper with a byte-level vocabulary and Whisper's special and timestamp tokens,
+    saved with its tokenizer and feature extractor: ``pipeline("automatic-speech-recognition")`` loads it
+    offline and returns timestamped chunks (of random text: it checks plumbing, not words)."""
+    import json
+
+    import torch
+    from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = {symbol: i for i, symbol in enumerate(bytes_to_unicode().values())}
+    end = vocab["<|endoftext|>"] = len(vocab)
+    (directory / "vocab.json").write_text(json.dumps(vocab))
+    (directory / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = WhisperTokenizer(str(directory / "vocab.json"), str(directory / "merges.txt"), unk_token="<|endoftext|>",
+                                 bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    specials = ["<|startoftranscript|>", "<|en|>", "<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>",
+                "<|nocaptions|>", "<|notimestamps|>"]
+    tokenizer.add_special_tokens({"additional_special_tokens": specials})
+    tokenizer.add_tokens([f"<|{i * 0.02:.2f}|>" for i in range(1501)])  # timestamp tokens follow <|notimestamps|>
+    start, no_timestamps = (tokenizer.convert_tokens_to_ids(t) for t in ("<|startoftranscript|>", "<|notimestamps|>"))
+    config = WhisperConfig(
+        vocab_size=len(tokenizer), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_mel_bins=80, max_target_positions=64,
+        decoder_start_token_id=start, eos_token_id=end, pad_token_id=end, bos_token_id=end,
+        begin_suppress_tokens=None, suppress_tokens=None,
+    )
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=start, eos_token_id=end, pad_token_id=end, no_timestamps_token_id=no_timestamps,
+        is_multilingual=False, max_initial_timestamp_index=50, max_length=32,
+    )
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(directory)
+    return directory
+
+
 TINY_ROBERTA = {"model_type": "roberta", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                 "intermediate_size": 64, "max_position_embeddings": 130, "vocab_size": 270}
 TINY_DATA2VEC_AUDIO = {"model_type": "data2vec-audio", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,

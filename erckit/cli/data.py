@@ -34,6 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--dialogues", type=int, nargs=3, metavar=("TRAIN", "DEV", "TEST"), default=(60, 15, 20),
         help="dialogues per split (default: 60 15 20)",
     )
+    demo.add_argument("--episode", action="store_true",
+                      help="also write episode.mp4 + .srt/.vtt: the test split's clips as one long recording")
     demo.set_defaults(run=run_demo)
 
     stats = commands.add_parser("stats", help="statistics of a JSONL file, a JSONL data set directory or a recipe's data")
@@ -70,6 +72,13 @@ def run_demo(args: argparse.Namespace) -> int:
     ui.console.print(f"  {splits}")
     ui.console.print(f"  labels: {labels}; ambiguous text: {summary.ambiguous}; "
                      f"without audio: {summary.without_audio}; without video: {summary.without_video}")
+    if args.episode:
+        from ..data.demo import write_episode
+
+        episode = write_episode(summary.root)
+        ui.console.print(f"[green]wrote[/] {ui.escape(episode.video)} ({episode.seconds:.0f} s, {episode.cues} cues) "
+                         f"with {ui.escape(episode.subtitles['srt'].name)}, {ui.escape(episode.subtitles['vtt'].name)} "
+                         f"and {ui.escape(episode.dialogues.name)}")
     return 0
 
 

@@ -14,7 +14,7 @@ from ..errors import ErckitError
 from . import console as ui
 
 # Built-in sub-commands, each a module in this package with add_parser(subparsers).
-COMMAND_MODULES = ("components", "plugins", "recipe", "data", "train", "predict", "evaluate", "export")
+COMMAND_MODULES = ("components", "plugins", "recipe", "data", "train", "predict", "evaluate", "serve", "compare", "tune", "export")
 
 
 class ArgumentParser(argparse.ArgumentParser):

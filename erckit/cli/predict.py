@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
-from ..errors import DataError, ErckitError
+from ..errors import DataError, ErckitError, UsageError
 from . import console as ui
 from .arguments import positive_int
+from .episode import MEDIA_FORMATS, add_arguments as add_media_arguments, output_format, records, timeline_size, wants_media
 
 if TYPE_CHECKING:
     from ..data.types import Dialogue
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 FORMATS = ("jsonl", "csv", "table")
 BACKENDS = ("torch", "onnx")
-PROBABILITY_DIGITS = 6
 TABLE_FILE_WIDTH = 160  # a --format table written to a file or a pipe
 # Colours for the labels of MELD, IEMOCAP and EmoryNLP; other labels cycle through FALLBACK_COLOURS.
 EMOTION_COLOURS = {
@@ -44,19 +44,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "predict", help="predict the emotion of every utterance of a dialogue JSONL file (or '-' for live stdin)",
         description="Predict the emotion of every utterance. DIALOGUES is a dialogue JSONL file, or '-' to "
         "read utterances one JSON object per line from stdin ({\"dialogue\", \"speaker\", \"text\", "
-        "\"audio\"?, \"video\"?}) and answer each as it arrives.",
+        "\"audio\"?, \"video\"?, \"start\"?, \"end\"?}) and answer each as it arrives. With --subtitles, "
+        "--transcript or --asr, DIALOGUES is one audio or video file (an episode, a call) cut into utterances by its cues.",
     )
     parser.add_argument("model_dir", metavar="MODEL_DIR",
                         help="model directory (or a run directory holding model/); with --backend onnx an 'erckit export' directory")
-    parser.add_argument("dialogues", metavar="DIALOGUES", help="dialogue JSONL file, or '-' for streaming stdin")
+    parser.add_argument("dialogues", metavar="DIALOGUES", help="dialogue JSONL file, '-' for streaming stdin, or a recording")
     parser.add_argument("-o", "--output", help="output file (default: stdout); written atomically")
-    parser.add_argument("--format", choices=FORMATS, default="jsonl", help="output format (default jsonl)")
+    parser.add_argument("--format", choices=MEDIA_FORMATS, help="output format (default jsonl, or -o's suffix for a "
+                        "recording); srt and vtt only for a recording")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="utterances per batch (default 32)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="compute precision (default fp32)")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
     parser.add_argument("--skip-errors", action="store_true", help="skip broken input lines (each reported) instead of failing")
     parser.add_argument("--backend", choices=BACKENDS, default="torch",
                         help="torch (default) or onnx: ONNX Runtime on an 'erckit export' directory (CPU, the export's precision)")
+    add_media_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -67,6 +70,16 @@ def run(args: argparse.Namespace) -> int:
     _check_backend(args)
     if args.backend == "torch":
         resolve_model_dir(args.model_dir)  # fail fast on a wrong directory, before reading the input
+    if wants_media(args):
+        return _run_media(args, output)
+    recording_only = [flag for flag, given in (
+        (f"--format {args.format}", args.format not in FORMATS + (None,)), ("--timeline", args.timeline),
+        ("--gap", args.gap is not None), ("--speaker-pattern", args.speaker_pattern), ("--encoding", args.encoding),
+        ("--media-policy", args.media_policy != "zero"),
+    ) if given]
+    if recording_only:
+        raise UsageError(f"{', '.join(recording_only)}: only for a recording with --subtitles, --transcript or --asr")
+    args.format = args.format or "jsonl"
     if args.dialogues == "-":
         return _run_stream(args, output)
     data = read_dialogue_file(Path(args.dialogues), skip_errors=args.skip_errors)
@@ -96,6 +109,56 @@ def run(args: argparse.Namespace) -> int:
     if data.skipped:
         ui.warning(f"{len(data.skipped)} input line(s) skipped (--skip-errors)")
     return 0
+
+
+# ---------------------------------------------------- one long recording
+
+
+CUE_WARNINGS_SHOWN = 20
+
+
+def _run_media(args: argparse.Namespace, output: Path | None) -> int:
+    from ..episode import load_episode, media_cues, predict_episode
+
+    format = output_format(args, output)
+    size = timeline_size(args.timeline_size)
+    timeline = _timeline_path(args.timeline)
+    cues = media_cues(args.dialogues, subtitles=args.subtitles, transcript=args.transcript, asr=args.asr,
+                      speaker_pattern=args.speaker_pattern, encoding=args.encoding)
+    warned: list[str] = []
+    episode = load_episode(args.dialogues, cues, gap=args.gap, media_policy=args.media_policy, on_warning=warned.append)
+    for message in warned[:CUE_WARNINGS_SHOWN]:
+        ui.warning(message)
+    if len(warned) > CUE_WARNINGS_SHOWN:  # a badly timed file can warn about every cue
+        ui.warning(f"... and {len(warned) - CUE_WARNINGS_SHOWN} more cue warning(s)")
+    model = _load_model(args)
+    result = predict_episode(model, episode, batch_size=args.batch_size, precision=args.precision,
+                             device=args.device, media_policy=args.media_policy)
+    for prediction in result.utterances():  # before any output
+        check_finite(prediction)
+    if timeline is not None:  # first: it needs an extra (matplotlib), the main output does not
+        result.timeline(timeline, size)
+        ui.console.print(f"[green]wrote[/] {timeline}")
+    if format == "srt":
+        _write(output, lambda handle: handle.write(result.to_srt()))
+    elif format == "vtt":
+        _write(output, lambda handle: handle.write(result.to_vtt()))
+    elif format == "csv":
+        _write(output, lambda handle: write_csv(handle, result.dialogues, model.labels))
+    elif format == "table":
+        _write(output, lambda handle: write_table(handle, result.dialogues, model.labels, to_terminal=output is None))
+    else:
+        _write(output, lambda handle: write_jsonl(handle, records(result), result.dialogues))
+    return 0
+
+
+def _timeline_path(path: str | None) -> Path | None:
+    if path is None:
+        return None
+    timeline = _check_output(path)
+    if timeline is None or timeline.suffix.lower() != ".png":
+        raise UsageError(f"--timeline {path}: give a .png file name")
+    return timeline
 
 
 # ------------------------------------------------------------------- input
@@ -219,22 +282,12 @@ def check_finite(prediction: "UtterancePrediction") -> None:
         )
 
 
-def prediction_fields(prediction: "UtterancePrediction") -> dict[str, Any]:
-    """What predict adds to an input utterance object."""
-    return {
-        "prediction": prediction.label,
-        "probabilities": {k: round(v, PROBABILITY_DIGITS) for k, v in prediction.probabilities.items()},
-        "modalities": prediction.modalities_used,
-        "missing": prediction.missing,
-    }
-
-
 def write_jsonl(handle: IO[str], records: list[tuple[dict[str, Any], "Dialogue"]], predictions: list["DialoguePrediction"]) -> None:
-    """The input dialogues, each utterance object extended with ``prediction_fields``."""
+    """The input dialogues, each utterance object extended with ``UtterancePrediction.output_fields``."""
     for (record, dialogue), result in zip(records, predictions):
         out = {"id": dialogue.id, **record}  # the id first, also when the input left it implicit
         out["utterances"] = [
-            {**turn, **prediction_fields(p)} for turn, p in zip(record["utterances"], result.utterances)
+            {**turn, **p.output_fields()} for turn, p in zip(record["utterances"], result.utterances)
         ]
         handle.write(json.dumps(out, ensure_ascii=False, allow_nan=False) + "\n")
 
@@ -245,6 +298,8 @@ def csv_header(labels: list[str]) -> list[str]:
 
 
 def csv_row(p: "UtterancePrediction", labels: list[str]) -> list[Any]:
+    from ..predict import PROBABILITY_DIGITS
+
     return [p.dialogue_id, p.position, p.speaker, p.text, p.gold or "", p.label, round(p.confidence, PROBABILITY_DIGITS),
             *(round(p.probabilities[label], PROBABILITY_DIGITS) for label in labels),
             ";".join(p.modalities_used), ";".join(p.missing)]
@@ -371,7 +426,7 @@ def _stream_out(handle: IO[str], stream: Iterator["UtterancePrediction"], labels
             record = {"dialogue": p.dialogue_id, "position": p.position, "speaker": p.speaker, "text": p.text}
             if p.gold is not None:
                 record["label"] = p.gold
-            handle.write(json.dumps({**record, **prediction_fields(p)}, ensure_ascii=False, allow_nan=False) + "\n")
+            handle.write(json.dumps({**record, **p.output_fields()}, ensure_ascii=False, allow_nan=False) + "\n")
         handle.flush()
 
 
@@ -384,8 +439,6 @@ def _plain(markup: str) -> str:
 def _check_backend(args: argparse.Namespace) -> None:
     if args.backend != "onnx":
         return
-    from ..errors import UsageError
-
     if args.precision != "fp32":
         raise UsageError("--precision does not apply to --backend onnx: the export has its own (erckit export --quantize)")
     if args.device not in (None, "cpu"):

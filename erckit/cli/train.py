@@ -24,7 +24,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     resume.add_argument("--overwrite", action="store_true", help="delete an existing run directory and start again")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: the recipe's runtime.device (auto)")
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="default: the recipe's runtime.precision")
-    parser.add_argument("--seed", type=int, help="override the recipe's seed")
+    seed = parser.add_mutually_exclusive_group()
+    seed.add_argument("--seed", type=int, help="override the recipe's seed")
+    seed.add_argument(
+        "--seeds", metavar="SEEDS",
+        help="one run per seed into <run dir>/seed-<n>, then summary.json with mean ± std: "
+        "a count (5 = seeds 0..4) or a list (0,1,2)",
+    )
     parser.add_argument("--deterministic", action="store_true", default=None, help="deterministic algorithms (slower)")
     parser.add_argument(
         "--threads", type=positive_int, metavar="N",
@@ -49,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"seed={args.seed}")
     recipe = load_recipe(args.recipe, overrides, loggers=args.logger)
     options = TrainOptions(
+        recipe_path=Path(args.recipe),
         output=args.output,
         resume=args.resume,
         resume_from=args.resume_from,
@@ -60,5 +67,28 @@ def run(args: argparse.Namespace) -> int:
         progress=args.progress,
         reporter=Reporter(ui.console, progress=args.progress),
     )
-    train(recipe, Path(args.recipe).stem, options)
+    name = Path(args.recipe).stem
+    if args.seeds is None:
+        train(recipe, name, options)
+        return 0
+    return run_seeds(args, recipe, name, overrides, options)
+
+
+def run_seeds(args: argparse.Namespace, recipe: object, name: str, overrides: list[str], options: object) -> int:
+    from ..errors import UsageError
+    from ..experiments.seeds import parse_seeds, summary_table, train_seeds
+    from ..recipe import load_recipe
+    from . import console as ui
+
+    seeds = parse_seeds(args.seeds)
+    if args.resume_from is not None:
+        raise UsageError("--resume-from names one checkpoint; with --seeds use --resume (each seed resumes on its own)")
+    base = Path(args.output or recipe.output_dir or Path("runs") / name)
+
+    def load(seed: int) -> object:
+        return load_recipe(args.recipe, [*overrides, f"seed={seed}"], loggers=args.logger)
+
+    summary = train_seeds(load, name, seeds, base, options, say=lambda line: ui.console.rule(ui.escape(line)))
+    ui.print_whole(summary_table(summary), ui.console)
+    ui.console.print(f"[green]summary written to[/] {ui.escape(base / 'summary.json')}")
     return 0

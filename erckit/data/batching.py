@@ -151,7 +151,31 @@ class BucketBatchSampler(Sampler[list[int]]):
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size
 
 
-def make_loader(dataset: SampleDataset, sampler: Sampler, num_workers: int) -> DataLoader:
+def padding_bounded_batches(lengths: Sequence[int], batch_size: int, slack: float) -> list[list[int]]:
+    """Length-sorted batches of at most ``batch_size``, each closed before its padded size
+    (longest length x count) would pass ``slack`` x its real size.
+
+    For a set of samples that is already one batch's worth (a server's micro-batch: whatever
+    requests are waiting, short and long contexts mixed), cutting it where padding would pay
+    more than a larger batch gains. Longest first, so the first sample of a batch is its longest.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    real = 0
+    for index in order:
+        if current and (len(current) >= batch_size
+                        or lengths[current[0]] * (len(current) + 1) > slack * (real + lengths[index])):
+            batches.append(current)
+            current, real = [], 0
+        current.append(index)
+        real += lengths[index]
+    if current:
+        batches.append(current)
+    return batches
+
+
+def make_loader(dataset: SampleDataset, sampler: Sampler | Sequence[list[int]], num_workers: int) -> DataLoader:
     return DataLoader(
         dataset,
         batch_sampler=sampler,

@@ -20,6 +20,7 @@ Emotions persist a little within a speaker, so context helps.
 from __future__ import annotations
 
 import json
+import math
 import logging
 import time
 import wave
@@ -282,3 +283,100 @@ words only), in the audio (pitch, tempo, loudness of a tone sequence) and in the
 cues come from another emotion; {config.no_audio:.0%} of utterances have no audio and
 {config.no_video:.0%} no video. Regenerate with: erckit data demo <dir> --seed {config.seed}
 """
+
+
+# ------------------------------------------------------------------ episode
+
+EPISODE_GAP_SECONDS = 2.0  # silence between two dialogues of the episode
+
+
+@dataclass
+class EpisodeSummary:
+    video: Path  # the episode: one mp4, mpeg4 video + 16-bit PCM audio
+    subtitles: dict[str, Path]  # "srt" / "vtt" -> the subtitle file, speakers tagged
+    dialogues: Path  # the same utterances as dialogue JSONL: each a span of its own clip files
+    cues: int
+    seconds: float  # the episode's length
+
+
+def write_episode(root: str | Path, split: str = "test", *, dialogues: int | None = None,
+                  gap_seconds: float = EPISODE_GAP_SECONDS) -> EpisodeSummary:
+    """Concatenate the clips of a demo split into one long "episode", as a TV episode before MELD cut it.
+
+    Writes ``episode.mp4``, ``episode.srt`` (``Speaker: text`` cues), ``episode.vtt``
+    (``<v Speaker>`` voice tags) and ``episode.jsonl``, the same utterances as
+    dialogues whose spans cut the separate clip files. Only utterances with both
+    clips are used; dialogues are ``gap_seconds`` of silence apart (``--gap``
+    finds them again).
+
+    The episode's media equal the clips' by construction: the video packets are
+    copied, not re-encoded (each clip starts on a keyframe and the mpeg4
+    encoder makes no B-frames, so every frame decodes to the same pixels), and
+    the audio is the clips' 16-bit samples as PCM. Each clip gets a slot of
+    whole video frames; its cue lasts as long as both its clips, in whole
+    milliseconds (subtitle times are in ms), so cue times are exact in samples.
+    """
+    import av
+    import numpy as np
+
+    from ..fileio import atomic_path, atomic_write_bytes
+
+    root = Path(root).expanduser().absolute()
+    lines = (root / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines if line.strip()][:dialogues]
+    cues: list[tuple[float, float, str, str]] = []
+    equivalent: list[str] = []
+    cursor = 0  # in video frames
+    with atomic_path(root / "episode.mp4") as temp, av.open(str(temp), "w", format="mp4") as out:
+        audio = out.add_stream("pcm_s16le", rate=SAMPLE_RATE)
+        audio.layout = "mono"
+        video = None
+        written_samples = 0
+
+        def write_samples(samples: Any) -> None:
+            nonlocal written_samples
+            frame = av.AudioFrame.from_ndarray(samples.astype("<i2")[None], format="s16", layout="mono")
+            frame.sample_rate, frame.pts = SAMPLE_RATE, written_samples
+            for packet in audio.encode(frame):
+                out.mux(packet)
+            written_samples += samples.size
+
+        for record in records:
+            turns = []
+            for turn in record["utterances"]:
+                if "audio" not in turn or "video" not in turn:
+                    continue
+                with wave.open(str(root / turn["audio"]), "rb") as handle:
+                    samples = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2")
+                with av.open(str(root / turn["video"])) as clip:
+                    source = clip.streams.video[0]
+                    if video is None:
+                        video = out.add_stream_from_template(source)
+                    packets = [p for p in clip.demux(source) if p.size]
+                    shift = int(round(cursor / FPS / source.time_base))
+                    for packet in packets:
+                        packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+                        packet.stream = video
+                        out.mux(packet)
+                slot = max(len(packets), -(-samples.size // (SAMPLE_RATE // FPS)))
+                write_samples(np.pad(samples, (0, slot * SAMPLE_RATE // FPS - samples.size)))
+                length = math.floor(min(samples.size / SAMPLE_RATE, len(packets) / FPS) * 1000) / 1000
+                start = cursor / FPS
+                cues.append((start, round(start + length, 3), turn["speaker"], turn["text"]))
+                turns.append({**turn, "start": 0.0, "end": length})
+                cursor += slot
+            if turns:
+                equivalent.append(json.dumps({"id": record["id"], "utterances": turns}, sort_keys=True))
+                gap = int(round(gap_seconds * FPS))
+                write_samples(np.zeros(gap * SAMPLE_RATE // FPS, dtype="<i2"))
+                cursor += gap
+        for packet in audio.encode(None):
+            out.mux(packet)
+    stamp = lambda seconds, mark: f"{int(seconds // 3600):02d}:{int(seconds % 3600 // 60):02d}:{seconds % 60:06.3f}".replace(".", mark)
+    srt = "".join(f"{n}\n{stamp(s, ',')} --> {stamp(e, ',')}\n{who}: {text}\n\n" for n, (s, e, who, text) in enumerate(cues, 1))
+    vtt = "WEBVTT\n\n" + "".join(f"{stamp(s, '.')} --> {stamp(e, '.')}\n<v {who}>{text}\n\n" for s, e, who, text in cues)
+    atomic_write_bytes(root / "episode.srt", srt.encode("utf-8"))
+    atomic_write_bytes(root / "episode.vtt", vtt.encode("utf-8"))
+    atomic_write_bytes(root / "episode.jsonl", ("\n".join(equivalent) + "\n").encode("utf-8"))
+    return EpisodeSummary(root / "episode.mp4", {"srt": root / "episode.srt", "vtt": root / "episode.vtt"},
+                          root / "episode.jsonl", len(cues), cursor / FPS)

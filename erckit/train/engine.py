@@ -53,6 +53,7 @@ class RunInfo:
 @dataclass
 class TrainOptions:
     output: Path | None = None
+    recipe_path: Path | None = None  # for provenance.json: the git commit of the recipe's repository
     resume: bool = False
     resume_from: Path | None = None
     overwrite: bool = False
@@ -263,6 +264,7 @@ class Trainer:
         try:
             if self.runtime.is_main:
                 atomic_write_text(self.run_dir / "recipe.toml", self.resolved_toml)
+                self.record_provenance()
                 self.start_loggers(state.metrics_rows if resume_point is not None else None)
                 self.hooks.on_train_start(run=self.info)
             if resume_point is not None and state.epoch == 0:
@@ -359,6 +361,19 @@ class Trainer:
         return metrics
 
     # ----------------------------------------------------------------- output
+
+    def record_provenance(self) -> None:
+        from . import provenance
+
+        data = self.recipe.data
+        fingerprints = {split: samples_digest(getattr(self.splits, split)) for split in ("train", "dev", "test")}
+        sizes = {split: len(getattr(self.splits, split)) for split in ("train", "dev", "test")}
+        root = data.args.get("root")
+        provenance.record(
+            self.run_dir, recipe_path=self.options.recipe_path, device=self.runtime.device, resuming=self.resuming,
+            data={"dataset": data.dataset, "root": str(Path(str(root)).expanduser().absolute()) if root else None,
+                  "labels": list(self.labels), "utterances": sizes, "fingerprints": fingerprints},
+        )
 
     def history(self) -> list[dict[str, Any]]:
         """Every metrics row of the run: metrics.jsonl when the JSONL logger kept it (resumed runs

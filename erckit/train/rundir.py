@@ -26,7 +26,7 @@ from ..errors import ErckitError
 
 MARKER = ".erckit-run"
 # What a run writes; a restart before the first checkpoint clears these and nothing else.
-RUN_OUTPUTS = ("metrics.jsonl", "recipe.toml", "test_report.json", "checkpoints")
+RUN_OUTPUTS = ("metrics.jsonl", "recipe.toml", "test_report.json", "provenance.json", "checkpoints")
 
 
 class RunDirectoryError(ErckitError):

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from erckit.data.batching import BucketBatchSampler
+from erckit.data.batching import BucketBatchSampler, padding_bounded_batches
 
 
 def _lengths(n: int = 1000, seed: int = 1) -> list[int]:
@@ -88,3 +88,17 @@ def test_ddp_shards_are_disjoint_and_cover_the_global_batch(n: int, batch: int, 
                 assert sorted(flat) == sorted(global_batch)  # disjoint, and together the global batch
             else:  # a last batch smaller than the world is padded by repeating items
                 assert set(i for p in parts for i in p) == set(global_batch)
+
+
+def test_padding_bounded_batches_cut_where_padding_passes_the_slack() -> None:
+    lengths = [5, 120, 7, 118, 6, 125, 60]
+    batches = padding_bounded_batches(lengths, 32, 1.15)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert lengths[batch[0]] == longest
+        assert longest * len(batch) <= 1.15 * sum(lengths[i] for i in batch) or len(batch) == 1
+    assert [sorted(lengths[i] for i in b) for b in batches] == [[118, 120, 125], [60], [6, 7], [5]]  # 7 x 3 > 1.15 x 18
+    assert padding_bounded_batches(lengths, 2, 100.0) == [[5, 1], [3, 6], [2, 4], [0]]  # batch size still caps
+    assert padding_bounded_batches([3] * 5, 32, 1.0) == [[0, 1, 2, 3, 4]]  # equal lengths: one batch
+    assert padding_bounded_batches([], 8, 1.15) == []

@@ -60,3 +60,37 @@ def test_ensure_demo_generates_once_and_protects_other_dirs(tmp_path: Path) -> N
         ensure_demo(tmp_path / "mine")
     with pytest.raises(DataError, match="other settings"):
         ensure_demo(tmp_path / "demo", seed=2, **SMALL)
+
+
+def test_episode_cues_cut_the_clips_exactly(tmp_path: Path) -> None:
+    """Each cue of the episode decodes to the very samples and frames of its own clips' span.
+
+    The episode copies the clips' video packets (no re-encoding) and their 16-bit
+    samples (PCM), so equality is exact, at native resolution and resized.
+    """
+    import torch
+
+    from erckit.data.demo import write_episode
+    from erckit.data.media import load_many
+    from erckit.data.subtitles import read_cues
+
+    write_demo(tmp_path, dialogues={"train": 1, "dev": 1, "test": 3})
+    episode = write_episode(tmp_path)
+    turns = [t for line in episode.dialogues.read_text().splitlines() for t in json.loads(line)["utterances"]]
+    srt, vtt = (read_cues(episode.subtitles[kind]) for kind in ("srt", "vtt"))
+    assert episode.cues == len(turns) == len(srt) > 10
+    assert [(c.start, c.end, c.speaker, c.text) for c in srt] == [(c.start, c.end, c.speaker, c.text) for c in vtt]
+    assert [(c.speaker, c.text) for c in srt] == [(t["speaker"], t["text"]) for t in turns]
+    assert all(t["start"] == 0.0 and t["end"] == round(c.end - c.start, 3) for t, c in zip(turns, srt))
+    specs = [AudioSpec(16_000), VideoSpec(num_frames=4, size=None), VideoSpec(num_frames=3, size=32)]
+    cut = load_many(episode.video, [(spec, c.start, c.end) for c in srt for spec in specs])
+    for index, turn in enumerate(turns):
+        own = load_many(tmp_path / turn["audio"], [(specs[0], turn["start"], turn["end"])])
+        own += load_many(tmp_path / turn["video"], [(spec, turn["start"], turn["end"]) for spec in specs[1:]])
+        for mine, theirs in zip(cut[3 * index : 3 * index + 3], own):
+            assert torch.equal(mine, theirs), (index, turn["id"])
+    # Dialogues are a gap of silence apart, longer than any pause inside one.
+    sizes = [len(json.loads(line)["utterances"]) for line in episode.dialogues.read_text().splitlines()]
+    firsts = {sum(sizes[:i]) for i in range(1, len(sizes))}
+    pauses = [(b.start - a.end, i in firsts) for i, (a, b) in enumerate(zip(srt, srt[1:]), start=1)]
+    assert len(sizes) == 3 and all((pause >= 2.0) == new for pause, new in pauses)

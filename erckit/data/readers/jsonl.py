@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ...errors import DataError
 from ..types import Corpus, Dialogue, Utterance, repeated_labels
@@ -72,14 +72,36 @@ def parse_dialogue_line(
         record = json.loads(line)
     except json.JSONDecodeError as error:
         raise DataError(f"{path}:{number}: invalid JSON: {error}") from None
+    problems = problems if problems is not None else []
+
+    def media(key: str, value: str, at: str) -> Path:  # relative to the file; a missing file is a problem, not an error
+        resolved = (path.parent / value).absolute()
+        if not resolved.is_file():
+            problems.append(f"{at}: {key} file {resolved} does not exist")
+        return resolved
+
+    return record, parse_dialogue_record(record, f"{path}:{number}", f"{path.stem}-{number}", media, labels)
+
+
+MediaLocator = Callable[[str, str, str], Path]  # (key "audio"/"video", the input's string, where) -> the file
+
+
+def parse_dialogue_record(
+    record: Any, where: str, default_id: str, media: MediaLocator, labels: Sequence[str] | None = None
+) -> Dialogue:
+    """A dialogue from its decoded JSON object; ``DataError`` messages start with ``where``.
+
+    ``media`` turns each ``audio``/``video`` string into a path (and may refuse it with a
+    ``DataError``); ``default_id`` is the id of a dialogue that gives none. With ``labels``,
+    every given label must be one of them.
+    """
     allowed = set(labels) if labels is not None else None
-    return record, _dialogue(record, path, number, allowed, labels, problems if problems is not None else [])
+    return _dialogue(record, where, default_id, allowed, labels, media)
 
 
 def _dialogue(
-    record: Any, path: Path, line: int, allowed: set[str] | None, labels: Sequence[str] | None, problems: list[str]
+    record: Any, where: str, default_id: str, allowed: set[str] | None, labels: Sequence[str] | None, media: MediaLocator
 ) -> Dialogue:
-    where = f"{path}:{line}"
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected a JSON object with 'utterances', got {type(record).__name__}")
     turns = record.get("utterances")
@@ -87,7 +109,7 @@ def _dialogue(
         raise DataError(f"{where}: 'utterances' must be a list of objects")
     if not turns:
         raise DataError(f"{where}: empty dialogue (no utterances)")
-    dialogue_id = record.get("id", f"{path.stem}-{line}")
+    dialogue_id = record.get("id", default_id)
     if not isinstance(dialogue_id, (str, int)) or isinstance(dialogue_id, bool):
         raise DataError(f"{where}: 'id' must be a string or an integer")
     utterances = []
@@ -117,8 +139,8 @@ def _dialogue(
                 speaker=turn["speaker"],
                 text=turn["text"],
                 label=label,
-                audio=_media(turn, "audio", path, at, problems),
-                video=_media(turn, "video", path, at, problems),
+                audio=_media(turn, "audio", at, media),
+                video=_media(turn, "video", at, media),
                 start=start,
                 end=end,
                 id=None if turn.get("id") is None else str(turn["id"]),
@@ -137,16 +159,13 @@ def _seconds(turn: dict, key: str, at: str) -> float | None:
     return float(value)
 
 
-def _media(turn: dict, key: str, path: Path, at: str, problems: list[str]) -> Path | None:
+def _media(turn: dict, key: str, at: str, media: MediaLocator) -> Path | None:
     value = turn.get(key)
     if value is None:
         return None
     if not isinstance(value, str) or not value:
         raise DataError(f"{at}: '{key}' must be a path string")
-    media = (path.parent / value).absolute()
-    if not media.is_file():
-        problems.append(f"{at}: {key} file {media} does not exist")
-    return media
+    return media(key, value, at)
 
 
 def read_jsonl_dataset(root: str | Path, labels: Sequence[str] | None = None, name: str = "DialogueJSONL") -> Corpus:
