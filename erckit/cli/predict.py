@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from ..model import resolve_model_dir
 
     output = _check_output(args.output)
-    _check_backend(args)
+    check_backend(args)
     if args.backend == "torch":
         resolve_model_dir(args.model_dir)  # fail fast on a wrong directory, before reading the input
     if wants_media(args):
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     for problem in [p for p in data.problems if p not in missing_media.reported][:20]:
         ui.warning(problem)
     missing_media.finish()
-    model = _load_model(args)
+    model = load_model(args)
     predictions = model.predict(
         [d for _, d in data.records], batch_size=args.batch_size, precision=args.precision, device=args.device
     )
@@ -131,7 +131,7 @@ def _run_media(args: argparse.Namespace, output: Path | None) -> int:
         ui.warning(message)
     if len(warned) > CUE_WARNINGS_SHOWN:  # a badly timed file can warn about every cue
         ui.warning(f"... and {len(warned) - CUE_WARNINGS_SHOWN} more cue warning(s)")
-    model = _load_model(args)
+    model = load_model(args)
     result = predict_episode(model, episode, batch_size=args.batch_size, precision=args.precision,
                              device=args.device, media_policy=args.media_policy)
     for prediction in result.utterances():  # before any output
@@ -369,7 +369,7 @@ def _run_stream(args: argparse.Namespace, output: Path | None) -> int:
     """Answer each stdin line as it arrives. Output is written and flushed line by line (not atomic: it is live)."""
     from ..predict import predict_stream
 
-    model = _load_model(args)
+    model = load_model(args)
     skipped: list[str] = []
 
     def on_error(error: ErckitError) -> None:
@@ -436,7 +436,8 @@ def _plain(markup: str) -> str:
     return Text.from_markup(markup).plain
 
 
-def _check_backend(args: argparse.Namespace) -> None:
+def check_backend(args: argparse.Namespace) -> None:
+    """``--backend onnx``: refuse the torch-only options and a missing extra before anything is loaded (predict, serve)."""
     if args.backend != "onnx":
         return
     if args.precision != "fp32":
@@ -450,11 +451,12 @@ def _check_backend(args: argparse.Namespace) -> None:
         raise ErckitError(f"ONNX export directory {args.model_dir} does not exist")
 
 
-def _load_model(args: argparse.Namespace) -> Any:
+def load_model(args: argparse.Namespace) -> Any:
+    """The ``ERCModel`` of ``args.model_dir``, or with ``--backend onnx`` the ``OnnxModel`` of an export (predict, serve)."""
     if getattr(args, "backend", "torch") == "onnx":
         from ..export.runtime import OnnxModel
 
-        return OnnxModel.load(args.model_dir)
+        return OnnxModel.load(args.model_dir, threads=getattr(args, "threads", None))
     from ..model import ERCModel
 
     return ERCModel.from_pretrained(args.model_dir)

@@ -39,6 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-text-chars", type=positive_int, default=4000, help="longest text or speaker name (default 4000)")
     parser.add_argument("--threads", type=positive_int, metavar="N", help="torch intra-op threads (default: torch's)")
     parser.add_argument("--access-log", action="store_true", help="log every request (uvicorn's access log)")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                        help="torch (default) or onnx: ONNX Runtime on an 'erckit export' directory (CPU, the export's precision)")
     parser.set_defaults(run=run)
 
 
@@ -55,9 +57,12 @@ def run(args: argparse.Namespace) -> int:
     from ..serve import require_extra
 
     require_extra()
-    from ..model import ERCModel, resolve_model_dir
+    from ..model import resolve_model_dir
+    from .predict import check_backend, load_model
 
-    resolve_model_dir(args.model_dir)
+    check_backend(args)
+    if args.backend == "torch":
+        resolve_model_dir(args.model_dir)
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0-65535, got {args.port}")
     if args.media_root is not None and not args.media_root.is_dir():
@@ -66,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if not is_loopback(args.host) and api_key is None:
         ui.warning(f"binding {args.host} without an API key: anyone who can reach it can use the model "
                    f"(give --api-key or ${API_KEY_VARIABLE})")
-    if args.threads is not None:
+    if args.threads is not None:  # torch's for featurize and collate; with --backend onnx ONNX Runtime's too
         import torch
 
         torch.set_num_threads(args.threads)
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from ..serve.inputs import Limits
     from ..serve.server import make_server
 
-    model = ERCModel.from_pretrained(args.model_dir)
+    model = load_model(args)
     limits = Limits(max_body_bytes=args.max_body_bytes, max_utterances=args.max_utterances,
                     max_text_chars=args.max_text_chars)
     settings = ServeSettings(

@@ -42,6 +42,8 @@ def test_fp32_probabilities_match_pytorch(name: str, models, exported, dialogues
     assert flat == [(u.label, u.modalities_used, u.missing) for d in reference for u in d.utterances]
     if name in ("telme", "builtin"):  # the demo has utterances without video: the missing-modality path ran
         assert any(u.missing for d in results for u in d.utterances)
+    if name == "concat":  # serve --threads: ONNX Runtime's intra-op threads
+        assert all(s.get_session_options().intra_op_num_threads == 1 for s in OnnxModel.load(exported[name], threads=1).sessions.values())
     # Dynamic batch and length axes: other batch sizes give the same answers.
     for batch_size in (1, 7):
         other = probabilities(predicted(onnx, dialogues, batch_size=batch_size))

@@ -23,13 +23,13 @@ def running(model_dir: Path, **settings) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def serving(model_dir: Path, **settings) -> Iterator[tuple[str, Any]]:
-    """``running``, also giving the app."""
+def serving(model_dir: Path, model: Any = None, **settings) -> Iterator[tuple[str, Any]]:
+    """``running``, also giving the app; ``model``: an already loaded one (an ``OnnxModel``) instead of ``model_dir``'s."""
     from erckit.model import ERCModel
     from erckit.serve.app import ServeSettings, create_app
     from erckit.serve.server import bound_port, make_server
 
-    app = create_app(ERCModel.from_pretrained(model_dir), ServeSettings(**settings))
+    app = create_app(model if model is not None else ERCModel.from_pretrained(model_dir), ServeSettings(**settings))
     server = make_server(app, log_level="warning")
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
