@@ -50,7 +50,8 @@ def fine_tune(output: Path, epochs: int, context_tokens: int, rows: int | None) 
                     break  # dev only selects the epoch here
                 writer.writerow(row)
     overrides = [
-        f'data.root="{data}"', f'model.encoders.text.pretrained="{default_minilm_dir()}"',
+        f'data.root="{data}"', f'data.cache_dir="{output.parent / (output.name + "-cache")}"',
+        f'model.encoders.text.pretrained="{default_minilm_dir()}"',
         f"model.encoders.text.max_length={context_tokens}", f"stages.teacher.epochs={epochs}", "seed=0",
     ]
     recipe = load_recipe(RECIPE, overrides)

@@ -251,12 +251,17 @@ def _check(path: Path, feeds: Mapping[str, "Tensor"], expected: Mapping[str, "Te
 
 
 def session_for(path: Path, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session; ``threads`` intra-op threads, by default as many as torch uses.
+
+    Not ONNX Runtime's own default (0: it picks): on the 2-core machine of bench/RESULTS.md that ran
+    MiniLM 2.5x slower than 2 explicit threads, and slower than even 1.
+    """
     import onnxruntime
+    import torch
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only
-    if threads is not None:
-        options.intra_op_num_threads = threads
+    options.intra_op_num_threads = threads if threads is not None else torch.get_num_threads()
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
