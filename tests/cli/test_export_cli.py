@@ -183,3 +183,11 @@ def test_the_docs_examples_run(tmp_path: Path, monkeypatch, capsys) -> None:
         assert main(shlex.split(command)[1:]) == 0, (command, capsys.readouterr().err)
     assert "Rachel" in capsys.readouterr().out
     assert json.loads((tmp_path / "runs" / "quickstart-int8" / "manifest.json").read_text())["precision"] == "int8"
+
+
+def test_onnx_backend_skips_broken_lines_and_batches_as_asked(export_dir: Path, dialogues: Path, capsys) -> None:
+    broken = dialogues.with_name("broken.jsonl")
+    broken.write_text(dialogues.read_text() + "not json\n", encoding="utf-8")
+    code, out, err = run(capsys, "predict", "--backend", "onnx", str(export_dir), str(broken), "--skip-errors", "--batch-size", "1")
+    assert code == 0 and [json.loads(line)["id"] for line in out.splitlines()] == ["d1", "broken-2"]  # ids from the file name
+    assert f"{broken}:3: invalid JSON" in err
