@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import LABELS, RECIPES, SLOW, bow_pair_recipe
+from export_models import LABELS, RECIPES, SLOW, bow_pair_recipe
 from erckit.errors import ErckitError
 from erckit.export.graphs import export_model, quantize_export
 from erckit.export.runtime import OnnxModel
