@@ -24,6 +24,7 @@ from .modelconfig import (
     FORMAT_VERSION,
     MAX_TRAINING_RECIPE_BYTES,
     TRAINING_RECIPE_FILE,
+    ConfigBacked,
     SavedModelConfig,
 )
 
@@ -35,7 +36,7 @@ WEIGHTS_FILE = "model.safetensors"
 __all__ = ["CONFIG_FILE", "FORMAT_VERSION", "TRAINING_RECIPE_FILE", "WEIGHTS_FILE", "ERCModel", "resolve_model_dir"]
 
 
-class ERCModel(nn.Module):
+class ERCModel(ConfigBacked, nn.Module):
     """Encoders keyed by name (one is the anchor/teacher) and an optional fuser, described by ``config``.
 
     ``forward`` returns the fused logits when a fuser exists (and ``use_fuser``
@@ -62,14 +63,6 @@ class ERCModel(nn.Module):
         self.training_recipe = training_recipe
 
     @property
-    def labels(self) -> list[str]:
-        return list(self.config.labels)
-
-    @property
-    def anchor(self) -> str:
-        return self.config.anchor
-
-    @property
     def use_fuser(self) -> bool:
         return self.config.use_fuser
 
@@ -78,10 +71,6 @@ class ERCModel(nn.Module):
         if value and self.fuser is None:
             raise ErckitError("this model has no fuser to use")
         self.config = self.config.model_copy(update={"use_fuser": bool(value)})
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.config.labels)
 
     def encode(self, name: str, features: Features, present: Tensor | None = None) -> ModalityOutput:
         output = self.encoders[name](features)

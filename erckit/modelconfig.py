@@ -82,6 +82,25 @@ def _encoder_name(name: str) -> str:
     return name
 
 
+class ConfigBacked:
+    """``labels``, ``anchor`` and ``num_classes`` read from ``self.config`` (a ``SavedModelConfig``):
+    a trained model and its ONNX export answer them the same way."""
+
+    config: "SavedModelConfig"
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.config.labels)
+
+    @property
+    def anchor(self) -> str:
+        return self.config.anchor
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.config.labels)
+
+
 class SavedModelConfig(BaseModel):
     """``config.json`` of a model directory, format 3 (older formats are migrated to it on reading)."""
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from ..components import Features, ModalityOutput
 from ..errors import ModelLoadError, UsageError
+from ..modelconfig import ConfigBacked
 from .manifest import read_manifest, require
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from ..modelconfig import SavedModelConfig
 
 
-class OnnxModel(nn.Module):
+class OnnxModel(ConfigBacked, nn.Module):
     """The exported graphs + the encoders' preprocessing, keyed like the ``ERCModel`` they came from."""
 
     def __init__(self, encoders: Mapping[str, Any], sessions: Mapping[str, Any], fuser: Any, config: "SavedModelConfig", precision: str):
@@ -43,20 +44,8 @@ class OnnxModel(nn.Module):
         self.fuser_inputs = [i.name for i in fuser.get_inputs()] if fuser is not None else []
 
     @property
-    def labels(self) -> list[str]:
-        return list(self.config.labels)
-
-    @property
-    def anchor(self) -> str:
-        return self.config.anchor
-
-    @property
     def use_fuser(self) -> bool:
         return self.config.use_fuser and self.fuser is not None
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.config.labels)
 
     def to(self, *args: Any, **kwargs: Any) -> "OnnxModel":  # type: ignore[override]
         device = args[0] if args else kwargs.get("device")
