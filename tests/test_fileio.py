@@ -118,3 +118,17 @@ def test_the_staging_folder_in_use_survives_a_relative_directory(tmp_path: Path,
         remove_stale_staging(Path("runs"), keep=staging)
         (staging / "state.json").write_text("{}")
     assert (tmp_path / "runs" / "latest" / "state.json").read_text() == "{}"
+
+
+def test_file_sha256_reads_a_file_larger_than_one_block(tmp_path):
+    import hashlib
+    import os
+
+    from erckit.fileio import file_sha256
+
+    data = os.urandom((1 << 22) + 12345)  # crosses the 4 MiB block boundary
+    path = tmp_path / "weights.bin"
+    path.write_bytes(data)
+    assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    assert file_sha256(path) != hashlib.sha256(data).hexdigest()

@@ -8,11 +8,11 @@ manifest too, so an exported directory is still only as trustworthy as where it 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from ..errors import ErckitError, ModelLoadError
+from ..fileio import file_sha256
 
 MANIFEST_FILE = "manifest.json"
 FORMAT = "erckit.onnx"
@@ -33,14 +33,6 @@ def require(*modules: str) -> None:
             raise ErckitError(f"ONNX export and the onnx backend need {name}: {INSTALL}") from None
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def files_below(root: Path) -> list[str]:
     """Every file below ``root`` but the manifest, as POSIX relative paths."""
     names = (path.relative_to(root).as_posix() for path in sorted(root.rglob("*")) if not path.is_dir())
@@ -48,7 +40,7 @@ def files_below(root: Path) -> list[str]:
 
 
 def checksums(root: Path) -> dict[str, str]:
-    return {name: sha256(root / name) for name in files_below(root)}
+    return {name: file_sha256(root / name) for name in files_below(root)}
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
@@ -76,7 +68,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
         for part in parts:
             modeldir.plain_name(part, f"{path}: files")
         file = modeldir.check_regular(root.joinpath(*parts), root)
-        if sha256(file) != expected:
+        if file_sha256(file) != expected:
             raise ModelLoadError(
                 f"{root / name} does not match its checksum in {MANIFEST_FILE} (changed or corrupted since "
                 "'erckit export' wrote it); export the model again"

@@ -21,7 +21,6 @@ buffer transformers 4.27 saved; RoBERTa derives its positions from the ids).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,6 +32,7 @@ import torch
 from torch import Tensor
 
 from erckit.errors import ErckitError
+from erckit.fileio import file_sha256
 
 from . import __version__
 from .authors import BACKBONES, CHECKPOINTS, LABELS, authors_model
@@ -99,7 +99,7 @@ def import_telme(
         path = files[part.name]
         theirs = read_state_dict(path)
         _check_classes(theirs, part, path, dataset, len(authors_labels))
-        digests[CHECKPOINTS[part.name]] = _sha256(path)
+        digests[CHECKPOINTS[part.name]] = file_sha256(path)
         mapped = map_state_dict(theirs, part, module.state_dict(), path)
         for key in (part.classifier + "weight", part.classifier + "bias"):
             mine = _renamed(key, part)
@@ -157,14 +157,6 @@ def _load_failure(error: Exception) -> str:
         return "cannot be read: truncated or damaged (not a complete torch.save file)"
     first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     return f"cannot be read as a torch.save file: {type(error).__name__}: {first[:200]}"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------- mapping and checks
