@@ -130,21 +130,13 @@ def roberta_tokenizer_files(texts: list[str], directory: Path, vocab_size: int =
 
 
 def episode_recipe() -> dict[str, Any]:
-    """Text, audio and video (a tiny random TimeSformer over 4 frames of 64 px): every medium of an episode counts."""
-    return {
-        "data": {"dataset": "erckit.DialogueJSONL.v1", "root": "unused"},
-        "model": {
-            "encoders": {
-                "text": {"factory": "example.BagOfWords.v1", "buckets": 64, "dim": 16, "context": True},
-                "audio": {"factory": "erckit.LogMelAudio.v1", "n_mels": 16, "dim": 16, "layers": 1, "heads": 2},
-                "visual": {"factory": "telme.VisualStudent.v1", "frames": 4, "config": {
-                    "model_type": "timesformer", "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-                    "intermediate_size": 32, "image_size": 64, "patch_size": 16}},
-            },
-            "fuser": {"factory": "erckit.ConcatFuser.v1", "hidden": 16},
-        },
-        "stages": [{"kind": "supervised", "encoders": ["text", "audio", "visual"]}, {"kind": "fuse"}],
-    }
+    """``multimodal_recipe`` + video (a tiny random TimeSformer over 4 frames of 64 px): every medium of an episode counts."""
+    raw = multimodal_recipe()
+    raw["model"]["encoders"]["visual"] = {"factory": "telme.VisualStudent.v1", "frames": 4, "config": {
+        "model_type": "timesformer", "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "intermediate_size": 32, "image_size": 64, "patch_size": 16}}
+    raw["stages"][0]["encoders"] = ["text", "audio", "visual"]
+    return raw
 
 
 def demo_episode(directory: Path, test_dialogues: int = 4) -> Any:
