@@ -171,20 +171,23 @@ async def conversation(websocket: WebSocket) -> None:
     await websocket.accept()
     state = ConversationState(service.predictor.context_window)
     number = 0
-    while True:
-        try:
-            message = await websocket.receive()
-        except WebSocketDisconnect:
-            return
-        if message["type"] == "websocket.disconnect":
-            return
-        number += 1
-        content = message.get("text") if message.get("text") is not None else message.get("bytes") or b""
-        answer = await _answer_turn(service, state, content, number)
-        try:
-            await websocket.send_text(json.dumps(answer, ensure_ascii=False))
-        except (WebSocketDisconnect, RuntimeError):  # the client left before its answer: nothing to do
-            return
+    # One message at a time per connection (the next is read once this one is answered), which
+    # lets the batcher know when every open conversation is already in its queue.
+    with service.batcher.conversation():
+        while True:
+            try:
+                message = await websocket.receive()
+            except WebSocketDisconnect:
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            number += 1
+            content = message.get("text") if message.get("text") is not None else message.get("bytes") or b""
+            answer = await _answer_turn(service, state, content, number)
+            try:
+                await websocket.send_text(json.dumps(answer, ensure_ascii=False))
+            except (WebSocketDisconnect, RuntimeError):  # the client left before its answer: nothing to do
+                return
 
 
 async def _answer_turn(service: Service, state: ConversationState, content: str | bytes, number: int) -> dict[str, Any]:
@@ -199,7 +202,7 @@ async def _answer_turn(service: Service, state: ConversationState, content: str 
         if dialogue_id not in state.positions and len(state.positions) >= limits.max_conversations:
             raise RequestError(422, f"message {number}: at most {limits.max_conversations} dialogues per connection")
         sample = state.add(dialogue_id, utterance)
-        probabilities, present = await service.batcher.predict([sample])
+        probabilities, present = await service.batcher.predict([sample], turn=True)
     except RequestError as error:
         service.answered("/v1/conversations", error.status, began)
         return {"error": str(error), "status": error.status, "message": number}

@@ -7,6 +7,11 @@ queue and await an asyncio future that the thread resolves with
 samples or ``max_wait`` has passed since its *first* request arrived, so a
 request that queued behind a running batch does not wait again. A request larger
 than ``max_batch`` runs alone (``Predictor.run`` splits it into batches).
+
+A batch also closes early when waiting cannot add to it: every open live
+conversation already has its turn queued (its client awaits the answer before
+the next turn) and no other request came within ``max_wait``. A lone
+conversation then pays no wait, and the last turns of a busy minute do not idle.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import logging
 import queue
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from ..data.context import TruncationTally, count_truncations
 from ..errors import UsageError
@@ -38,6 +44,7 @@ class _Job:
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     arrived: float = field(default_factory=time.perf_counter)
+    turn: bool = False  # a live conversation's utterance (its client sends nothing until answered)
 
 
 def _resolve(future: asyncio.Future, result: object, error: BaseException | None) -> None:
@@ -65,6 +72,11 @@ class Batcher:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._held: _Job | None = None  # the job that did not fit into the last batch: first in the next
         self._thread = threading.Thread(target=self._serve, name="erckit-inference", daemon=True)
+        # What the early close reads (see the module docstring); the event loop and the thread share them.
+        self._lock = threading.Lock()
+        self._open_conversations = 0
+        self._queued_turns = 0
+        self._last_other = float("-inf")  # arrival of the last request that is not a conversation turn
 
     def start(self) -> None:
         self._thread.start()
@@ -75,11 +87,33 @@ class Batcher:
             self._queue.put(None)
             self._thread.join()
 
-    async def predict(self, samples: Sequence["Sample"]) -> tuple["torch.Tensor", "torch.Tensor"]:
+    async def predict(self, samples: Sequence["Sample"], *, turn: bool = False) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """Queue ``samples``; ``turn=True`` for a turn of a conversation held open with ``conversation()``."""
         loop = asyncio.get_running_loop()
-        job = _Job(samples, loop.create_future(), loop)
+        job = _Job(samples, loop.create_future(), loop, turn=turn)
+        with self._lock:
+            if turn:
+                self._queued_turns += 1
+            else:
+                self._last_other = job.arrived
         self._queue.put(job)
         return await job.future
+
+    @contextmanager
+    def conversation(self) -> Iterator[None]:
+        """Hold a live conversation open for as long as its connection lasts (its turns: ``turn=True``)."""
+        with self._lock:
+            self._open_conversations += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open_conversations -= 1
+
+    def _nothing_more_can_come(self) -> bool:
+        with self._lock:
+            return (self._open_conversations > 0 and self._queued_turns >= self._open_conversations
+                    and time.perf_counter() - self._last_other >= self.max_wait)
 
     # ------------------------------------------------------------ the thread
 
@@ -104,7 +138,7 @@ class Batcher:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 remaining = deadline - time.perf_counter()
-                if remaining <= 0:
+                if remaining <= 0 or self._nothing_more_can_come():
                     break
                 try:
                     job = self._queue.get(timeout=remaining)
@@ -120,6 +154,15 @@ class Batcher:
         return jobs, False
 
     def _run(self, jobs: list[_Job]) -> None:
+        try:
+            self._predict(jobs)
+        finally:
+            turns = sum(job.turn for job in jobs)
+            if turns:
+                with self._lock:
+                    self._queued_turns -= turns
+
+    def _predict(self, jobs: list[_Job]) -> None:
         samples = [sample for job in jobs for sample in job.samples]
         began = time.perf_counter()
         try:
@@ -128,7 +171,7 @@ class Batcher:
         except Exception as error:  # noqa: BLE001 - handed to the requests, never kills the thread
             if len(jobs) > 1:  # one request's bad input must not fail the others: run each alone
                 for job in jobs:
-                    self._run([job])
+                    self._predict([job])
                 return
             jobs[0].loop.call_soon_threadsafe(_resolve, jobs[0].future, None, error)
             return

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 
 import pytest
 import torch
@@ -70,6 +72,73 @@ def test_a_failing_request_fails_alone() -> None:
     assert answers[0] == [1.0] and answers[2] == [3.0]
     assert isinstance(answers[1], ValueError)
     assert batches[0] == [1, -1, 2, 3] and sorted(batches[1:]) == [[-1, 2], [1], [3]]
+
+
+def run_conversations(script, conversations: int, **options) -> tuple[list[list[int]], float]:
+    """``script(batcher)`` (a coroutine) with ``conversations`` live conversations held open; batches, seconds."""
+    recorder = Recorder()
+    batcher = Batcher(recorder, **options)  # type: ignore[arg-type]
+    batcher.start()
+    began = time.perf_counter()
+    try:
+        async def held_open() -> None:
+            with contextlib.ExitStack() as stack:
+                for _ in range(conversations):
+                    stack.enter_context(batcher.conversation())
+                await script(batcher)
+
+        asyncio.run(held_open())
+    finally:
+        batcher.stop()
+    return recorder.batches, time.perf_counter() - began
+
+
+async def later(seconds: float, coroutine):
+    await asyncio.sleep(seconds)
+    return await coroutine
+
+
+def test_a_batch_closes_without_waiting_once_every_open_conversation_has_its_turn_queued() -> None:
+    async def both_turns(batcher: Batcher) -> None:
+        await asyncio.gather(batcher.predict([1], turn=True), batcher.predict([2], turn=True))
+
+    batches, seconds = run_conversations(both_turns, 2, max_batch=32, max_wait_ms=5000)
+    assert batches == [[1, 2]]
+    assert seconds < 2.5  # the 5 s wait could add nobody
+
+
+def test_an_open_conversation_without_a_queued_turn_is_waited_for() -> None:
+    async def one_late(batcher: Batcher) -> None:
+        await asyncio.gather(batcher.predict([1], turn=True), later(0.3, batcher.predict([2], turn=True)))
+
+    batches, _ = run_conversations(one_late, 2, max_batch=32, max_wait_ms=3000)
+    assert batches == [[1, 2]]
+
+
+def test_other_recent_requests_keep_the_wait_open() -> None:
+    async def mixed(batcher: Batcher) -> None:
+        await asyncio.gather(batcher.predict([1]), batcher.predict([2], turn=True), later(0.3, batcher.predict([3])))
+
+    batches, _ = run_conversations(mixed, 1, max_batch=32, max_wait_ms=3000)
+    assert batches == [[1, 2, 3]]
+
+
+def test_a_closed_conversation_is_no_longer_waited_on() -> None:
+    recorder = Recorder()
+    batcher = Batcher(recorder, max_batch=32, max_wait_ms=5000)  # type: ignore[arg-type]
+    batcher.start()
+    try:
+        async def script() -> float:
+            with batcher.conversation():
+                with batcher.conversation():
+                    pass  # the second connection left
+                began = time.perf_counter()
+                await batcher.predict([1], turn=True)
+                return time.perf_counter() - began
+
+        assert asyncio.run(script()) < 2.5
+    finally:
+        batcher.stop()
 
 
 def test_bad_settings() -> None:
