@@ -58,8 +58,15 @@ def test_int8_stays_within_the_stated_tolerance(name: str, models, exported, dia
     manifest = json.loads((int8 / "manifest.json").read_text())
     assert manifest["precision"] == "int8"
     for graph in ["fuser", *manifest["encoders"]] if manifest["fuser"] else manifest["encoders"]:
-        ops = {node.op_type for node in onnx.load(str(int8 / "graphs" / f"{graph}.onnx")).graph.node}
+        loaded = onnx.load(str(int8 / "graphs" / f"{graph}.onnx"))
+        ops = {node.op_type for node in loaded.graph.node}
         assert "DynamicQuantizeLinear" in ops and "MatMulInteger" in ops, graph  # its linear layers are int8
+        # weights quantized per output channel: a zero point per column of each weight matrix
+        shapes = {i.name: list(i.dims) for i in loaded.graph.initializer}
+        for node in (n for n in loaded.graph.node if n.op_type == "MatMulInteger"):
+            weight, zero_point = shapes[node.input[1]], shapes[node.input[3]]
+            assert zero_point == weight[-1:], (graph, node.name, weight, zero_point)
+    assert "per output channel" in manifest["quantization"]["weights"]
     reference = probabilities(predicted(models[name], dialogues))
     got = probabilities(predicted(OnnxModel.load(int8), dialogues))
     assert (got - reference).abs().max().item() <= INT8_TOLERANCE
