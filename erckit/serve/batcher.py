@@ -138,7 +138,11 @@ class Batcher:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 remaining = deadline - time.perf_counter()
-                if remaining <= 0 or self._nothing_more_can_come():
+                if remaining <= 0:
+                    break
+                if self._nothing_more_can_come():
+                    if self.metrics is not None:
+                        self.metrics.count("erckit_batches_closed_early_total")
                     break
                 try:
                     job = self._queue.get(timeout=remaining)

@@ -88,6 +88,8 @@ def server_metrics() -> Metrics:
     metrics.counter("erckit_requests_total", "HTTP requests and WebSocket messages answered, by route and status")
     metrics.counter("erckit_utterances_total", "utterances predicted")
     metrics.counter("erckit_batches_total", "forward passes run by the inference thread")
+    metrics.counter("erckit_batches_closed_early_total",
+                    "batches run before --max-wait-ms because every open conversation's turn was in them")
     metrics.histogram("erckit_batch_size", "utterances per forward pass", BATCH_BUCKETS)
     metrics.histogram("erckit_request_latency_seconds", "time from a request's arrival to its answer, by route",
                       LATENCY_BUCKETS)

@@ -149,6 +149,24 @@ def test_concurrent_requests_share_forward_passes(model_dir: Path) -> None:
     assert "erckit_utterances_total 24" in metrics
 
 
+def test_live_conversations_that_are_all_waiting_do_not_wait_out_max_wait(model_dir: Path) -> None:
+    import time
+
+    with running(model_dir, max_batch=32, max_wait_ms=4000) as url:
+        address = url.replace("http", "ws") + "/v1/conversations"
+        with connect(address) as first, connect(address) as second:
+            began = time.perf_counter()
+            first.send(json.dumps({"speaker": "A", "text": "hi there"}))
+            second.send(json.dumps({"speaker": "B", "text": "so good to see you"}))
+            answers = [json.loads(first.recv(timeout=30)), json.loads(second.recv(timeout=30))]
+            seconds = time.perf_counter() - began
+        metrics = httpx.get(f"{url}/metrics").text
+    assert [a["speaker"] for a in answers] == ["A", "B"] and all("prediction" in a for a in answers)
+    assert seconds < 3  # both open conversations were queued: nobody else could join the batch
+    assert "erckit_batches_total 1" in metrics.splitlines()  # ... and they shared it
+    assert "erckit_batches_closed_early_total 1" in metrics.splitlines()
+
+
 def test_batching_off_runs_one_request_per_pass_with_the_same_numbers(model_dir: Path, offline: list[dict]) -> None:
     with running(model_dir, max_batch=1, max_wait_ms=0) as url:
         answer = httpx.post(f"{url}/v1/predict", json=DIALOGUES[1], timeout=30).json()
